@@ -1,0 +1,27 @@
+"""``python -m bench [name ...] [-- options]``: run benchmarks (all by default)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import csv_import, http_capture, pipeline, scoring, xeducation
+
+BENCHMARKS = {
+    "pipeline": pipeline.run,
+    "scoring": scoring.run,
+    "xeducation": xeducation.run,
+    "http_capture": http_capture.run,
+    "csv_import": csv_import.run,
+}
+
+
+def main(argv: list[str]) -> None:
+    names = [a for a in argv if a in BENCHMARKS] or list(BENCHMARKS)
+    options = [a for a in argv if a not in BENCHMARKS]
+    for name in names:
+        print(f"== {name}")
+        BENCHMARKS[name](options)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

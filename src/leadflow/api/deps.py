@@ -1,0 +1,39 @@
+"""What every router needs: the workspace, and the API key with the scope an endpoint requires."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from leadflow.access.keys import ApiKey, KeyCache, require
+from leadflow.workspace import Workspace
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer lf_...")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: lf_...")
+
+
+def workspace(request: Request) -> Workspace:
+    return request.app.state.workspace  # type: ignore[no-any-return]
+
+
+def key_cache(request: Request) -> KeyCache:
+    return request.app.state.keys  # type: ignore[no-any-return]
+
+
+def api_key(scope: str) -> Callable[..., ApiKey]:
+    """A dependency that authenticates the request's API key and checks it has ``scope``."""
+
+    def dependency(
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+        header: str | None = Security(_header),
+    ) -> ApiKey:
+        ws = workspace(request)
+        presented = bearer.credentials if bearer is not None else header
+        key = key_cache(request).authenticate(ws, presented, ws.clock.now())
+        require(key, scope)
+        return key
+
+    return dependency

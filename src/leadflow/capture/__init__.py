@@ -1,0 +1,1 @@
+"""Capture: payload schemas, normalisation and validation of everything that arrives."""

@@ -1,0 +1,114 @@
+"""Recording activity that arrives from outside: find whose it is, then hand it to web tracking
+(page views, which keep anonymous history by visitor) or to the pipeline's activity path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadflow.capture.schemas import EventIn
+from leadflow.db.tables import leads, visitors
+from leadflow.errors import InvalidInput, NotFound, Problem
+from leadflow.identity.service import find_by_email_keys
+from leadflow.pipeline import Activity, record_activities
+from leadflow.tracking.service import PageView, track_page_views
+from leadflow.workspace import Workspace
+
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+@dataclass
+class Recorded:
+    lead_id: int | None
+    visitor_id: str | None
+    anonymous: bool
+    score: int | None = None
+    stage: str | None = None
+
+
+def record_event(ws: Workspace, conn: Connection, event: EventIn, *, actor: str) -> Recorded:
+    now = ws.clock.now()
+    at = event.occurred_at or now
+    lead_id = _resolve_lead(conn, event)
+    utm = {k: v for k in UTM if (v := getattr(event, k))}
+    if event.type == "page_view":
+        visitor = event.visitor_id or (f"lead-{lead_id}" if lead_id else None)
+        assert visitor is not None and event.url is not None
+        if lead_id is not None:
+            _known_visitor(conn, visitor, lead_id, at)
+        [known] = track_page_views(
+            ws, conn, [PageView(visitor_id=visitor, url=event.url, occurred_at=at, referrer=event.referrer, utm=utm)]
+        )
+        if known is None:
+            return Recorded(lead_id=None, visitor_id=visitor, anonymous=True)
+        row = conn.execute(select(leads.c.score, leads.c.stage).where(leads.c.id == known)).one()
+        return Recorded(lead_id=known, visitor_id=visitor, anonymous=False, score=row.score, stage=row.stage)
+    if lead_id is None:
+        raise InvalidInput(
+            "no lead for this event",
+            [Problem("visitor_id", "this visitor is not a known lead yet; only page_view is kept anonymously")],
+        )
+    data: dict[str, Any] = dict(event.data or {})
+    for name in ("url", "referrer", "direction", "referred_lead_id"):
+        if (value := getattr(event, name)) is not None:
+            data[name] = value
+    if utm:
+        data["utm"] = utm
+    if event.type == "referral":
+        _require_lead(conn, event.referred_lead_id, "referred_lead_id")
+    [result] = record_activities(
+        ws,
+        conn,
+        [
+            Activity(
+                type=event.type,
+                lead_id=lead_id,
+                occurred_at=at,
+                actor=actor,
+                data=data,
+                personal={"text": event.text} if event.text else None,
+                visitor_id=event.visitor_id,
+            )
+        ],
+    )
+    return Recorded(
+        lead_id=lead_id, visitor_id=event.visitor_id, anonymous=False, score=result.score, stage=result.stage
+    )
+
+
+def _resolve_lead(conn: Connection, event: EventIn) -> int | None:
+    if event.lead_id is not None:
+        _require_lead(conn, event.lead_id, "lead_id")
+        return event.lead_id
+    if event.email:
+        key = event.email.strip().lower()
+        found = find_by_email_keys(conn, {key})
+        if key not in found:
+            raise InvalidInput("unknown lead", [Problem("email", "no lead has this email; capture the lead first")])
+        return int(found[key]["id"])
+    row = conn.execute(select(visitors.c.lead_id).where(visitors.c.id == event.visitor_id)).first()
+    return int(row.lead_id) if row is not None and row.lead_id is not None else None
+
+
+def _require_lead(conn: Connection, lead_id: int | None, field: str) -> None:
+    row = conn.execute(select(leads.c.merged_into_id, leads.c.erased_at).where(leads.c.id == lead_id)).first()
+    if row is None:
+        raise NotFound(f"no lead with id {lead_id}", [Problem(field, "no such lead")])
+
+
+def _known_visitor(conn: Connection, visitor: str, lead_id: int, at: datetime) -> None:
+    """A page view reported for a lead: make sure its visitor is known as that lead."""
+    from sqlalchemy import insert, update
+
+    row = conn.execute(select(visitors.c.lead_id).where(visitors.c.id == visitor)).first()
+    if row is None:
+        conn.execute(insert(visitors).values(id=visitor, lead_id=lead_id, first_seen_at=at, last_seen_at=at))
+    elif row.lead_id is None:
+        conn.execute(update(visitors).where(visitors.c.id == visitor).values(lead_id=lead_id))
+    elif row.lead_id != lead_id:
+        raise InvalidInput(
+            "visitor belongs to another lead", [Problem("visitor_id", f"visitor {visitor} is lead {row.lead_id}")]
+        )

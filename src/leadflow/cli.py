@@ -1,0 +1,704 @@
+"""The ``leadflow`` command. Thin: it parses, opens the unit of work, calls the domain, prints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from leadflow.errors import LeadflowError
+
+app = typer.Typer(
+    help="leadflow: capture, recognise, qualify, score and route every lead; measure what works.", no_args_is_help=True
+)
+leads_app = typer.Typer(help="Capture and inspect leads.", no_args_is_help=True)
+config_app = typer.Typer(help="The workspace file.", no_args_is_help=True)
+review_app = typer.Typer(help="The quality review queue.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys (stored hashed; shown once).", no_args_is_help=True)
+app.add_typer(leads_app, name="leads")
+app.add_typer(config_app, name="config")
+app.add_typer(review_app, name="review")
+app.add_typer(apikey_app, name="apikey")
+owners_app = typer.Typer(help="Owners and teams that leads are routed to.", no_args_is_help=True)
+handoff_app = typer.Typer(help="The handoff from marketing to sales.", no_args_is_help=True)
+app.add_typer(owners_app, name="owners")
+app.add_typer(handoff_app, name="handoff")
+
+console = Console()
+err = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", help="Workspace directory (default: $LEADFLOW_WORKSPACE, else the current directory)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def _open(workspace: Path | None) -> Any:
+    from leadflow.workspace import Workspace
+
+    return Workspace.open(workspace)
+
+
+def _dump(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def _parse_date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD", param_hint=name) from None
+
+
+# -- workspace -----------------------------------------------------------------------------------
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Directory to create the workspace in.")]) -> None:
+    """Create a workspace: a commented starter leadflow.yaml and an empty database."""
+    from leadflow.workspace import Workspace
+
+    ws = Workspace.init(directory)
+    console.print(f"[green]Workspace ready[/green] in {ws.path}")
+    console.print(f"  configuration: {ws.path / 'leadflow.yaml'} (version {ws.version})")
+    console.print(f"  database:      {ws.engine.url.render_as_string(hide_password=True)}")
+    ws.close()
+
+
+@config_app.command("check")
+def config_check(workspace: WorkspaceOpt = None) -> None:
+    """Validate the workspace file and say exactly what is wrong, with line numbers."""
+    from leadflow.config.loader import load_config_file
+    from leadflow.workspace import resolve_path
+
+    loaded = load_config_file(resolve_path(workspace) / "leadflow.yaml")
+    c = loaded.config
+    console.print(
+        f"[green]valid[/green] — version {loaded.version}: {len(c.owners)} owners, {len(c.teams)} teams, "
+        f"{len(c.scoring.rules)} scoring rules, {len(c.routing.rules)} routing rules, {len(c.sources)} sources"
+    )
+
+
+# -- simulate, demo, serve -----------------------------------------------------------------------
+
+
+def _run_simulation(ws: Any, months: int, seed: int, end: date | None, quiet: bool) -> Any:
+    from leadflow.simulate import simulate
+
+    if quiet:
+        return simulate(ws, months=months, seed=seed, end=end)
+    with Progress(
+        TextColumn("[bold]simulating[/bold] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} days"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(f"{months} months (seed {seed})", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return simulate(ws, months=months, seed=seed, end=end, progress=progress)
+
+
+@app.command()
+def simulate(
+    workspace: WorkspaceOpt = None,
+    months: Annotated[int, typer.Option(min=1, max=120, help="Months of business to simulate.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed and end date give the same business.")] = 0,
+    end: Annotated[
+        str | None, typer.Option(help="Last day (exclusive) of the simulation, YYYY-MM-DD; default today.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a realistic simulated business through the pipeline (leads, visits, emails, deals)."""
+    ws = _open(workspace)
+    summary = _run_simulation(ws, months, seed, _parse_date(end, "--end"), as_json)
+    if as_json:
+        _dump(summary.as_dict())
+    else:
+        _print_summary(summary)
+    ws.close()
+
+
+def _print_summary(summary: Any) -> None:
+    s = summary.as_dict()
+    console.print(
+        f"Simulated {s['start']} → {s['end']} in {s['seconds']} s: [bold]{s['leads']:,}[/bold] leads "
+        f"({s['submissions']:,} submissions), {s['page_views']:,} page views, {s['activities']:,} activities, "
+        f"{s['opportunities']:,} opportunities ({s['won']:,} won, {s['lost']:,} lost), spend {s['spend']}"
+    )
+
+
+@app.command()
+def report(
+    workspace: WorkspaceOpt = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: 12 months back).")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Day after the last, YYYY-MM-DD (default: tomorrow).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leads and net lead flow per month, and the funnel by source."""
+    from leadflow.metrics.service import overview
+
+    ws = _open(workspace)
+    end = _parse_date(to, "--to") or date.fromordinal(ws.clock.now().date().toordinal() + 1)
+    start = _parse_date(from_, "--from") or date(end.year - 1, end.month, 1)
+    with ws.reader() as conn:
+        data = overview(ws, conn, start, end)
+    if as_json:
+        _dump(data)
+    else:
+        print_overview(data)
+    ws.close()
+
+
+def print_overview(data: dict[str, Any]) -> None:
+    months = Table(title=f"Leads per month ({data['from']} → {data['to']})", title_justify="left")
+    for name in ("month", "leads", "lost/disqualified", "became inactive", "net lead flow"):
+        months.add_column(name, justify="right" if name != "month" else "left")
+    for m in data["months"]:
+        flow = m["net_lead_flow"]
+        months.add_row(
+            m["month"],
+            f"{m['leads']:,}",
+            f"{m['closed']:,}",
+            f"{m['inactive']:,}",
+            f"[{'green' if flow >= 0 else 'red'}]{flow:+,}[/]",
+        )
+    console.print(months)
+
+    stages = data["stages"]
+    funnel = Table(
+        title="Funnel by source (leads created in the period; share of the source's leads reaching each stage)",
+        title_justify="left",
+    )
+    funnel.add_column("source")
+    for stage in stages:
+        funnel.add_column(stage, justify="right")
+    for row in sorted(data["funnel_by_source"], key=lambda r: -r["leads"]):
+        total = row["leads"] or 1
+        cells = [f"{row['reached'][stages[0]]:,}"]
+        cells += [f"{row['reached'][s]:,} ({100 * row['reached'][s] / total:.0f}%)" for s in stages[1:]]
+        funnel.add_row(str(row["source"]), *cells)
+    console.print(funnel)
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the API (OpenAPI at /openapi.json, interactive docs at /docs)."""
+    ws = _open(workspace)
+    _serve(ws, host, port)
+
+
+def _serve(ws: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    from leadflow.api.app import create_app
+
+    console.print(
+        f"Serving workspace {ws.path} on [bold]http://{host}:{port}[/bold] (API docs: /docs). Ctrl+C to stop."
+    )
+    import gc
+
+    application = create_app(ws)
+    # What exists now (code, config, compiled rules) lives as long as the server: keep it out of
+    # the garbage collector's full passes, which otherwise walk it again and again under load.
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOpt = None,
+    months: Annotated[int, typer.Option(min=1, max=60, help="Months of business to simulate.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    serve_: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards (default) or exit.")
+    ] = True,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Simulate a business in a fresh workspace, print a report, then serve it."""
+    from leadflow.metrics.service import overview
+    from leadflow.workspace import Workspace
+
+    ws = Workspace.init(workspace) if workspace is not None else Workspace.temporary()
+    console.print(f"Demo workspace: {ws.path}")
+    summary = _run_simulation(ws, months, seed, None, quiet=False)
+    _print_summary(summary)
+    today = ws.clock.now().date()
+    with ws.reader() as conn:
+        data = overview(ws, conn, summary.start, date.fromordinal(today.toordinal() + 1))
+    print_overview(data)
+    console.print(f"Explore it: [bold]leadflow report --workspace {ws.path}[/bold]")
+    if serve_:
+        from leadflow.access.keys import create_key
+
+        with ws.transaction() as conn:
+            key, _ = create_key(conn, "demo", ["admin"], ws.clock.now())
+        console.print(
+            f"API key for this demo (admin): [bold]{key}[/bold]\n"
+            f"  curl -H 'Authorization: Bearer {key}' http://{host}:{port}/api/v1/leads/1\n"
+            f"  a web form: http://{host}:{port}/forms/demo"
+        )
+        _serve(ws, host, port)
+    ws.close()
+
+
+# -- leads ---------------------------------------------------------------------------------------
+
+
+@leads_app.command("add")
+def leads_add(
+    payload: Annotated[str, typer.Argument(help="The lead as JSON, or - to read it from standard input.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Capture one lead through the pipeline."""
+    from leadflow.leads.schemas import lead_out
+    from leadflow.leads.service import get_lead
+    from leadflow.pipeline import process
+
+    text = sys.stdin.read() if payload == "-" else payload
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="PAYLOAD") from None
+    if not isinstance(data, dict):
+        raise typer.BadParameter("a lead is a JSON object", param_hint="PAYLOAD")
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        result = process(ws, conn, data, actor="cli")
+        row = get_lead(conn, result.lead_id)
+    out = lead_out(row, ws.rules.scoring)
+    if as_json:
+        _dump({"created": result.created, "lead": out.model_dump(mode="json")})
+    else:
+        verb = "created" if result.created else "updated (matched an existing lead)"
+        console.print(
+            f"lead {out.id} {verb}: stage [bold]{out.stage}[/bold], score {out.score.value} (grade {out.score.grade}), "
+            f"owner {out.assignment.owner or '—'}, respond by {out.assignment.sla_due_at or '—'}"
+        )
+    ws.close()
+
+
+@leads_app.command("show")
+def leads_show(lead_id: int, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """A lead with its score explanation and event history."""
+    from leadflow import events
+    from leadflow.leads.schemas import event_out, lead_out
+    from leadflow.leads.service import get_lead
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        out = lead_out(get_lead(conn, lead_id), ws.rules.scoring)
+        history = [event_out(e) for e in events.for_lead(conn, lead_id)]
+    if as_json:
+        _dump({**out.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in history]})
+    else:
+        name = (
+            " ".join(filter(None, (out.contact.first_name, out.contact.last_name)))
+            or out.contact.email
+            or f"lead {out.id}"
+        )
+        console.print(
+            f"[bold]{name}[/bold] — {out.company.name or '?'} — stage {out.stage}, owner {out.assignment.owner or '—'}"
+        )
+        table = Table(title=f"score {out.score.value} (grade {out.score.grade})", title_justify="left")
+        for col in ("rule", "kind", "points", "why"):
+            table.add_column(col, justify="right" if col == "points" else "left")
+        for line in out.score.explanation:
+            table.add_row(line.rule, line.kind, f"{line.points:+d}", line.why)
+        console.print(table)
+        timeline = Table(title="history", title_justify="left")
+        for col in ("when", "event", "by", "detail"):
+            timeline.add_column(col)
+        for e in history:
+            timeline.add_row(
+                e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor, json.dumps(e.data, default=str)[:90]
+            )
+        console.print(timeline)
+    ws.close()
+
+
+@leads_app.command("list")
+def leads_list(
+    workspace: WorkspaceOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    stage: Annotated[str | None, typer.Option(help="Only leads in this stage.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only leads of this owner.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The newest leads."""
+    from leadflow.leads.schemas import lead_out
+    from leadflow.leads.service import list_leads
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        rows = [lead_out(r, ws.rules.scoring) for r in list_leads(conn, limit=limit, stage=stage, owner=owner)]
+    if as_json:
+        _dump([r.model_dump(mode="json") for r in rows])
+    else:
+        table = Table()
+        for col in ("id", "created", "company", "source", "stage", "score", "owner"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                str(r.id),
+                r.created_at.strftime("%Y-%m-%d"),
+                r.company.name or "—",
+                r.attribution.source or "—",
+                r.stage,
+                str(r.score.value),
+                r.assignment.owner or "—",
+            )
+        console.print(table)
+    ws.close()
+
+
+@leads_app.command("stage")
+def leads_stage(
+    lead_id: int,
+    stage: Annotated[str, typer.Argument(help="The stage to move to.")],
+    reason: Annotated[str | None, typer.Option(help="Why (required for disqualified, lost, recycled).")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Move a lead to another stage (refused, with the reason, when the move makes no sense)."""
+    from leadflow.qualify.service import change_stage
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        moved = change_stage(ws, conn, lead_id, stage, reason=reason, actor="cli")
+    console.print(f"lead {lead_id}: {moved['from']} → [bold]{moved['to']}[/bold]")
+    ws.close()
+
+
+@leads_app.command("assign")
+def leads_assign(
+    lead_id: int,
+    owner: Annotated[str | None, typer.Option(help="Give the lead to this owner.")] = None,
+    team: Annotated[str | None, typer.Option(help="Or to the next owner of this team.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Assign a lead to an owner or a team (its strategy picks the owner)."""
+    from leadflow.routing.service import reassign
+
+    if (owner is None) == (team is None):
+        raise typer.BadParameter("give exactly one of --owner or --team")
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        trace = reassign(ws, conn, lead_id, owner=owner, team=team, actor="cli", reason=reason)
+    console.print(f"lead {lead_id} → [bold]{trace.get('owner') or 'nobody yet'}[/bold] ({trace.get('strategy')})")
+    ws.close()
+
+
+@leads_app.command("why")
+def leads_why(lead_id: int, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Why a lead has its owner: the rule, the strategy, who was skipped and why; and its SLA."""
+    from leadflow import events
+    from leadflow.leads.service import get_lead
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        lead = get_lead(conn, lead_id)
+        history = [
+            e for e in events.for_lead(conn, lead_id) if e["type"] in (events.LEAD_ASSIGNED, events.SLA_ESCALATED)
+        ]
+    ws.close()
+    if as_json:
+        _dump([{"type": e["type"], "at": e["occurred_at"], **e["data"]} for e in history])
+        return
+    console.print(
+        f"lead {lead_id}: owner [bold]{lead['owner_id'] or '—'}[/bold], team {lead['team_id'] or '—'}, "
+        f"destination {lead['destination'] or '—'}, SLA {lead['sla_policy'] or '—'} due {lead['sla_due_at'] or '—'}"
+    )
+    for e in history:
+        d = e["data"]
+        trace = d.get("trace", d)
+        console.print(
+            f"  {e['occurred_at']:%Y-%m-%d %H:%M} {e['type']}: rule {trace.get('rule')} → "
+            f"{trace.get('owner') or trace.get('waiting') or trace.get('destination')} ({trace.get('strategy', d.get('action'))})"
+        )
+        for skipped in trace.get("skipped", []):
+            console.print(f"      skipped {skipped['owner']}: {skipped['why']}")
+
+
+@handoff_app.command("accept")
+def handoff_accept(
+    lead_id: int, note: Annotated[str | None, typer.Option()] = None, workspace: WorkspaceOpt = None
+) -> None:
+    """Sales accepts a lead handed off to it."""
+    from leadflow.handoff.service import accept
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        out = accept(ws, conn, lead_id, actor="cli", note=note)
+    console.print(f"lead {lead_id}: accepted, now {out['stage']}")
+    ws.close()
+
+
+@handoff_app.command("reject")
+def handoff_reject(
+    lead_id: int,
+    reason: Annotated[str, typer.Argument(help="One of the workspace's handoff.reasons, e.g. not_a_fit, bad_timing.")],
+    note: Annotated[str | None, typer.Option()] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Sales rejects a lead with a reason; the workspace's rules recycle it or disqualify it."""
+    from leadflow.handoff.service import reject
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        out = reject(ws, conn, lead_id, reason=reason, actor="cli", note=note)
+    console.print(f"lead {lead_id}: rejected ({reason}), now {out['stage']}")
+    ws.close()
+
+
+@handoff_app.command("show")
+def handoff_show(lead_id: int, workspace: WorkspaceOpt = None) -> None:
+    """The handoff package of a lead (JSON)."""
+    from leadflow.handoff.service import package
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        _dump(package(ws, conn, lead_id))
+    ws.close()
+
+
+@owners_app.command("list")
+def owners_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Owners, their teams and settings."""
+    from leadflow.routing.service import list_owners
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        rows = list_owners(conn)
+    ws.close()
+    if as_json:
+        _dump(rows)
+        return
+    table = Table()
+    for col in ("id", "name", "team", "manager", "active", "weight", "caps d/w", "from"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["name"],
+            r["team_id"] or "—",
+            r["manager_id"] or "—",
+            "yes" if r["active"] else "no",
+            str(r["weight"]),
+            f"{r['capacity_day'] or '—'}/{r['capacity_week'] or '—'}",
+            r["origin"],
+        )
+    console.print(table)
+
+
+@owners_app.command("import")
+def owners_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV of owners.")],
+    name_column: Annotated[str, typer.Option(help="Column with the owner's name.")] = "sales_agent",
+    manager_column: Annotated[str, typer.Option(help="Column with the manager's name ('' for none).")] = "manager",
+    team_column: Annotated[str, typer.Option(help="Column with the office or team ('' for none).")] = "regional_office",
+    email_column: Annotated[str, typer.Option(help="Column with the email ('' for none).")] = "",
+    email_domain: Annotated[str, typer.Option(help="Without an email column: first.last@DOMAIN.")] = "",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Add or update owners and teams from a CSV (default columns: the Maven CRM sales_teams.csv)."""
+    from leadflow.routing.directory_import import Columns, read_directory
+    from leadflow.routing.service import upsert_owners, upsert_teams
+
+    columns = Columns(
+        name_column, manager_column or None, team_column or None, email_column or None, email_domain or None
+    )
+    teams, owners = read_directory(file, columns)
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        t = upsert_teams(ws, conn, teams)
+        o = upsert_owners(ws, conn, owners)
+    ws.close()
+    console.print(
+        f"teams: {t['created']} created, {t['updated']} updated; owners: {o['created']} created, {o['updated']} updated"
+    )
+
+
+@review_app.command("list")
+def review_list(
+    workspace: WorkspaceOpt = None,
+    status: Annotated[str, typer.Option(help="open, accepted, rejected or all")] = "open",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leads waiting for a human look, with why."""
+    from leadflow.qualify.review import list_items
+
+    if status not in ("open", "accepted", "rejected", "all"):
+        raise typer.BadParameter("open, accepted, rejected or all", param_hint="--status")
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        rows = list_items(conn, status=None if status == "all" else status, limit=limit)
+    if as_json:
+        _dump(rows)
+    else:
+        table = Table(title=f"quality review ({status})", title_justify="left")
+        for col in ("id", "lead", "rule", "reason", "score", "status"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                str(r["id"]),
+                str(r["lead_id"]),
+                r["rule"],
+                r["reason"],
+                str((r["evidence"] or {}).get("score", "")),
+                r["status"],
+            )
+        console.print(table)
+    ws.close()
+
+
+@review_app.command("decide")
+def review_decide(
+    item_id: int,
+    decision: Annotated[str, typer.Argument(help="accept or reject")],
+    reason: Annotated[str, typer.Option(help="Why: kept as labelled data.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Accept (to MQL) or reject (disqualify) a lead under review."""
+    from leadflow.qualify.review import decide
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        result = decide(ws, conn, item_id, decision, reason=reason, actor="cli")
+    console.print(f"review {item_id}: {result['status']}; lead {result['lead_id']} is now {result['stage']}")
+    ws.close()
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="Who uses it, e.g. website, crm-sync.")],
+    scope: Annotated[list[str], typer.Option("--scope", help="Repeat for each scope; see `leadflow apikey scopes`.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    from leadflow.access.keys import create_key
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        key, made = create_key(conn, name, scope, ws.clock.now())
+    if as_json:
+        _dump({"name": made.name, "scopes": sorted(made.scopes), "key": key})
+    else:
+        console.print(
+            f"API key [bold]{made.name}[/bold] ({', '.join(sorted(made.scopes))}):\n{key}\nKeep it now: it is not shown again."
+        )
+    ws.close()
+
+
+@apikey_app.command("list")
+def apikey_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """API keys, without their secrets."""
+    from leadflow.access.keys import list_keys
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        rows = list_keys(conn)
+    if as_json:
+        _dump(rows)
+    else:
+        table = Table()
+        for col in ("name", "prefix", "scopes", "created", "last used", "revoked"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["name"],
+                r["prefix"],
+                ", ".join(r["scopes"]),
+                str(r["created_at"])[:16],
+                str(r["last_used_at"] or "—")[:16],
+                str(r["revoked_at"] or "—")[:16],
+            )
+        console.print(table)
+    ws.close()
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: str, workspace: WorkspaceOpt = None) -> None:
+    """Revoke an API key (effective within seconds on running servers)."""
+    from leadflow.access.keys import revoke_key
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        revoke_key(conn, name, ws.clock.now())
+    console.print(f"revoked {name}")
+    ws.close()
+
+
+@apikey_app.command("scopes")
+def apikey_scopes() -> None:
+    """The scopes a key can have."""
+    from leadflow.access.keys import SCOPES
+
+    for scope, what in SCOPES.items():
+        console.print(f"[bold]{scope}[/bold]: {what}")
+
+
+@app.command()
+def worker(
+    workspace: WorkspaceOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Run every task until nothing is due, then exit.")] = False,
+) -> None:
+    """Run timed work (score decay, ...) until stopped; any number of workers may run at once."""
+    import threading
+
+    from leadflow.jobs.worker import run_forever, run_once
+
+    ws = _open(workspace)
+    if once:
+        for name, done in run_once(ws).items():
+            console.print(f"{name}: {done}")
+    else:
+        console.print(f"worker on {ws.path}: Ctrl+C to stop")
+        stop = threading.Event()
+        try:
+            run_forever(ws, stop)
+        except KeyboardInterrupt:
+            stop.set()
+    ws.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except LeadflowError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

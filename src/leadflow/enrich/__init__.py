@@ -1,0 +1,1 @@
+"""Enrich: fields derived from what the lead gave (domains, free-mail, size band, seniority)."""

@@ -1,0 +1,1 @@
+"""Handoff from marketing to sales: the context package, acceptance and rejection."""

@@ -1,0 +1,1 @@
+"""Identity: recognise a lead that already exists."""

@@ -1,0 +1,1 @@
+"""Imports: CSV files of leads and events, through the same pipeline, resumable."""

@@ -1,0 +1,1 @@
+"""The worker: timed work (score decay, SLA timers, nurture steps) claimed from the database."""

@@ -1,0 +1,1 @@
+"""Leads: the lead record, its fields, reads with access control, export and erasure."""

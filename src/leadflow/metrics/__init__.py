@@ -1,0 +1,1 @@
+"""Metrics: the KPI registry, computed in the database from leads, events, opportunities and spend."""

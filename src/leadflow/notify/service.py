@@ -1,0 +1,112 @@
+"""Notifications: queued with the change that causes them, sent by ``notify.send``."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from leadflow.db.tables import notifications
+from leadflow.notify.mail import Mailer, SmtpSettings
+
+if TYPE_CHECKING:
+    from leadflow.workspace import Workspace
+
+MAX_ATTEMPTS = 6
+LEASE = timedelta(minutes=5)
+
+
+def queue_email(
+    conn: Connection, *, to: str | None, subject: str, body: str, lead_id: int | None, reason: str, now: datetime
+) -> bool:
+    """Queue an email in the caller's transaction; False when there is nobody to send it to."""
+    if not to:
+        return False
+    conn.execute(
+        insert(notifications).values(
+            kind="email",
+            recipient=to,
+            subject=subject[:300],
+            body=body,
+            lead_id=lead_id,
+            reason=reason,
+            status="pending",
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return True
+
+
+def lead_lines(lead: Mapping[str, Any]) -> str:
+    name = (
+        " ".join(filter(None, (lead.get("first_name"), lead.get("last_name"))))
+        or lead.get("email")
+        or f"lead {lead['id']}"
+    )
+    lines = [
+        f"{name}"
+        + (f" — {lead['title']}" if lead.get("title") else "")
+        + (f" at {lead['company']}" if lead.get("company") else ""),
+        f"Score {lead.get('score')} (grade {lead.get('grade')}), stage {lead.get('stage')}, source {lead.get('source') or 'unknown'}",
+    ]
+    if lead.get("sla_due_at"):
+        lines.append(f"Respond by {lead['sla_due_at'].strftime('%Y-%m-%d %H:%M')} UTC")
+    return "\n".join(lines)
+
+
+def send_due(ws: Workspace, *, batch: int = 100) -> int:
+    """``notify.send``: claim due notifications (a short transaction), send them with no
+    transaction open, record each outcome."""
+    now = ws.clock.now()
+    with ws.transaction() as conn:
+        due = conn.execute(
+            select(notifications)
+            .where(notifications.c.status.in_(("pending", "sending")), notifications.c.next_attempt_at <= now)
+            .order_by(notifications.c.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not due:
+            return 0
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id.in_([d.id for d in due]))
+            .values(status="sending", attempts=notifications.c.attempts + 1, next_attempt_at=now + LEASE)
+        )
+    outbox = ws.path / "outbox" if ws.path else None
+    results: list[tuple[int, int, str | None]] = []
+    try:
+        with Mailer(SmtpSettings.from_env(), outbox) as mailer:
+            for d in due:
+                message = EmailMessage()
+                message["From"] = mailer.sender
+                message["To"] = d.recipient
+                message["Subject"] = d.subject
+                message["X-Leadflow-Notification"] = str(d.id)
+                message.set_content(d.body)
+                try:
+                    mailer.send(message, f"notification-{d.id}")
+                    results.append((d.id, d.attempts + 1, None))
+                except (smtplib.SMTPException, OSError) as exc:
+                    results.append((d.id, d.attempts + 1, f"{type(exc).__name__}: {str(exc)[:200]}"))
+    except (smtplib.SMTPException, OSError) as exc:  # could not even connect: all wait for a retry
+        results = [(d.id, d.attempts + 1, f"{type(exc).__name__}: {str(exc)[:200]}") for d in due]
+    with ws.transaction() as conn:
+        for notification_id, attempts, error in results:
+            if error is None:
+                values: dict[str, Any] = {"status": "sent", "sent_at": now, "last_error": None}
+            elif attempts >= MAX_ATTEMPTS:
+                values = {"status": "failed", "last_error": error}
+            else:
+                values = {
+                    "status": "pending",
+                    "last_error": error,
+                    "next_attempt_at": now + timedelta(minutes=2**attempts),
+                }
+            conn.execute(update(notifications).where(notifications.c.id == notification_id).values(**values))
+    return len(due)

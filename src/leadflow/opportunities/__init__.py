@@ -1,0 +1,1 @@
+"""Opportunities and revenue: what leads turn into."""

@@ -1,0 +1,1 @@
+"""Qualify: criteria with levels and reasons, and the lifecycle stages."""

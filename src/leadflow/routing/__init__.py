@@ -1,0 +1,1 @@
+"""Routing: rules to a destination, assignment strategies, SLA deadlines."""

@@ -1,0 +1,1 @@
+"""Scoring: the points rule model (and, later, the predictive model), each explained."""

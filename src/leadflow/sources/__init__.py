@@ -1,0 +1,1 @@
+"""Sources and campaigns: where leads come from and what they cost."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages: public web forms (and, later, the dashboard)."""

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: lead events pushed to other systems, signed, retried, logged."""

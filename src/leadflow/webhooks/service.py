@@ -1,0 +1,245 @@
+"""Outgoing webhooks, with the event log as the outbox.
+
+The capture path writes nothing extra: the worker's ``webhooks.deliver`` task walks
+``lead_events`` past each webhook's cursor, turns the events it subscribes to into delivery rows
+(advancing the cursor in the same transaction, so each event is queued once), then sends the due
+ones. A delivery is claimed in a short transaction (``sending`` until a lease expires) and sent
+outside any transaction, so a slow receiver never holds a database lock; a worker that dies
+mid-send leaves the lease to expire and the delivery is retried. Delivery is at least once: the
+payload carries the event id for receivers to deduplicate. Failures are retried with exponential
+backoff, then marked failed; every attempt's outcome stays in the delivery log.
+
+Signature (as Stripe does it): ``Leadflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+"<t>.<body>" with the webhook's secret>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import random
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import Connection, insert, select, update
+
+from leadflow import events as ev
+from leadflow.config.workspace import Webhook
+from leadflow.db.tables import lead_events, leads, webhook_cursors, webhook_deliveries
+from leadflow.workspace import Workspace
+
+EVENT_TYPES = {
+    ev.LEAD_CREATED: "lead.created",
+    ev.LEAD_CAPTURED: "lead.updated",
+    ev.LEAD_UPDATED: "lead.updated",
+    ev.CONSENT_CHANGED: "lead.updated",
+    ev.STAGE_CHANGED: "lead.stage_changed",
+    ev.LEAD_ASSIGNED: "lead.assigned",
+    ev.SLA_REMINDED: "lead.sla_reminded",
+    ev.SLA_ESCALATED: "lead.sla_escalated",
+    ev.HANDOFF_SENT: "lead.handoff",
+    ev.HANDOFF_ACCEPTED: "lead.handoff",
+    ev.HANDOFF_REJECTED: "lead.handoff",
+}
+MAX_ATTEMPTS = 8
+LEASE = timedelta(minutes=2)
+TIMEOUT_S = 10.0
+HEADER = "Leadflow-Signature"
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret: str, body: bytes, header: str, *, now: int, tolerance_s: int = 300) -> bool:
+    """What a receiver does: recompute the signature and refuse stale timestamps (replays)."""
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    if "t" not in parts or "v1" not in parts or not parts["t"].isdigit():
+        return False
+    if abs(now - int(parts["t"])) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, body, int(parts["t"])), header)
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, ... capped at 6 h, with up to 10% jitter."""
+    base = min(30 * 2 ** (attempts - 1), 6 * 3600)
+    return timedelta(seconds=base * (1 + random.random() / 10))
+
+
+def enqueue(ws: Workspace, conn: Connection, *, batch: int = 1000) -> int:
+    """``webhooks.enqueue``: queue deliveries for new events, per webhook (the cursor moves in the
+    same transaction, so each event is queued once); returns how many events were looked at."""
+    queued = 0
+    for hook in ws.config.webhooks:
+        if not hook.active:
+            continue
+        cursor = conn.execute(
+            select(webhook_cursors).where(webhook_cursors.c.webhook_id == hook.id).with_for_update()
+        ).first()
+        if cursor is None:
+            # a new webhook starts from now, not from the beginning of history
+            latest = conn.execute(select(lead_events.c.id).order_by(lead_events.c.id.desc()).limit(1)).scalar() or 0
+            conn.execute(insert(webhook_cursors).values(webhook_id=hook.id, last_event_id=latest))
+            continue
+        wanted = [t for t, name in EVENT_TYPES.items() if name in hook.events]
+        rows = conn.execute(
+            select(lead_events.c.id, lead_events.c.type, lead_events.c.lead_id)
+            .where(lead_events.c.id > cursor.last_event_id)
+            .order_by(lead_events.c.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            continue
+        now = ws.clock.now()
+        deliveries = [
+            {
+                "webhook_id": hook.id,
+                "event_id": r.id,
+                "event_type": EVENT_TYPES[r.type],
+                "lead_id": r.lead_id,
+                "status": "pending",
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for r in rows
+            if r.type in wanted and r.lead_id is not None
+        ]
+        if deliveries:
+            conn.execute(insert(webhook_deliveries), deliveries)
+        conn.execute(
+            update(webhook_cursors).where(webhook_cursors.c.webhook_id == hook.id).values(last_event_id=rows[-1].id)
+        )
+        queued += len(rows)
+    return queued
+
+
+def claim(ws: Workspace, conn: Connection, *, batch: int = 50) -> list[dict[str, Any]]:
+    """Take due deliveries for this worker (a lease, so no other worker sends them meanwhile)."""
+    now = ws.clock.now()
+    due = conn.execute(
+        select(webhook_deliveries)
+        .where(
+            ((webhook_deliveries.c.status == "pending") | (webhook_deliveries.c.status == "sending")),
+            webhook_deliveries.c.next_attempt_at <= now,
+        )
+        .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not due:
+        return []
+    ids = [d.id for d in due]
+    conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.id.in_(ids))
+        .values(status="sending", attempts=webhook_deliveries.c.attempts + 1, next_attempt_at=now + LEASE)
+    )
+    return [{**dict(d._mapping), "attempts": d.attempts + 1} for d in due]
+
+
+def payload(conn: Connection, delivery: Mapping[str, Any]) -> dict[str, Any]:
+    event = conn.execute(select(lead_events).where(lead_events.c.id == delivery["event_id"])).one()
+    lead = conn.execute(select(leads).where(leads.c.id == event.lead_id)).first()
+    summary = None
+    if lead is not None:
+        summary = {
+            "id": lead.id,
+            "stage": lead.stage,
+            "score": lead.score,
+            "grade": lead.grade,
+            "owner": lead.owner_id,
+            "team": lead.team_id,
+            "email": lead.email,
+            "first_name": lead.first_name,
+            "last_name": lead.last_name,
+            "phone": lead.phone,
+            "company": lead.company,
+            "title": lead.title,
+            "source": lead.source,
+            "sla_due_at": lead.sla_due_at,
+            "erased": lead.erased_at is not None,
+        }
+    return {
+        "id": f"evt_{event.id}",
+        "type": delivery["event_type"],
+        "occurred_at": event.occurred_at,
+        "data": {"lead": summary, "change": event.data},
+    }
+
+
+def send(
+    ws: Workspace, hook: Webhook, delivery: Mapping[str, Any], body: bytes, client: httpx.Client
+) -> tuple[int | None, str | None]:
+    """POST one delivery; (HTTP status, error) — a status of 2xx means delivered."""
+    secret = os.environ.get(hook.secret_env)
+    if not secret:
+        return None, f"secret not set: environment variable {hook.secret_env} is empty"
+    timestamp = int(ws.clock.now().timestamp())
+    headers = {
+        "content-type": "application/json",
+        HEADER: sign(secret, body, timestamp),
+        "Leadflow-Event": delivery["event_type"],
+        "Leadflow-Delivery": str(delivery["id"]),
+        "user-agent": "leadflow-webhooks",
+    }
+    try:
+        response = client.post(hook.url, content=body, headers=headers, timeout=TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {str(exc)[:200]}"
+    return response.status_code, None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+
+
+def record(ws: Workspace, conn: Connection, delivery: Mapping[str, Any], status: int | None, error: str | None) -> str:
+    now = ws.clock.now()
+    if error is None:
+        values: dict[str, Any] = {"status": "delivered", "delivered_at": now, "last_status": status, "last_error": None}
+    elif delivery["attempts"] >= MAX_ATTEMPTS:
+        values = {"status": "failed", "last_status": status, "last_error": error}
+    else:
+        values = {
+            "status": "pending",
+            "next_attempt_at": now + backoff(delivery["attempts"]),
+            "last_status": status,
+            "last_error": error,
+        }
+    conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery["id"]).values(**values))
+    return str(values["status"])
+
+
+def send_due(ws: Workspace, *, batch: int = 50) -> int:
+    """``webhooks.send``: claim a batch of due deliveries (one short transaction), send them with
+    no transaction open, record each outcome (one short transaction each)."""
+    if not ws.config.webhooks:
+        return 0
+    with ws.transaction() as conn:
+        claimed = claim(ws, conn, batch=batch)
+        bodies = {d["id"]: orjson.dumps(payload(conn, d)) for d in claimed}
+    if not claimed:
+        return 0
+    hooks = {h.id: h for h in ws.config.webhooks}
+    with httpx.Client() as client:
+        for d in claimed:
+            hook = hooks.get(d["webhook_id"])
+            status, error = (
+                send(ws, hook, d, bodies[d["id"]], client) if hook else (None, "webhook no longer configured")
+            )
+            with ws.transaction() as conn:
+                record(ws, conn, d, status, error)
+    return len(claimed)
+
+
+def list_deliveries(
+    conn: Connection, *, status: str | None = None, limit: int = 50, after_id: int | None = None
+) -> list[dict[str, Any]]:
+    query = select(webhook_deliveries).order_by(webhook_deliveries.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(webhook_deliveries.c.status == status)
+    if after_id is not None:
+        query = query.where(webhook_deliveries.c.id < after_id)
+    return [dict(r._mapping) for r in conn.execute(query)]
