@@ -538,7 +538,7 @@ def tick(ws: Workspace, conn: Connection, *, batch: int = 200) -> int:
         for r in conn.execute(
             select(leads)
             .where(leads.c.sla_next_at.is_not(None), leads.c.sla_next_at <= now)
-            .order_by(leads.c.sla_next_at)
+            .order_by(leads.c.sla_next_at, leads.c.id)
             .limit(batch)
             .with_for_update(skip_locked=True)
         )
@@ -692,7 +692,7 @@ def retry_waiting(ws: Workspace, conn: Connection, *, batch: int = 200) -> int:
                 leads.c.merged_into_id.is_(None),
                 leads.c.erased_at.is_(None),
             )
-            .order_by(leads.c.created_at)
+            .order_by(leads.c.created_at, leads.c.id)
             .limit(batch)
             .with_for_update(skip_locked=True)
         )
