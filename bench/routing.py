@@ -105,7 +105,7 @@ def simulated_month(root: Path, seed: int) -> dict[str, Any]:
         now = ws.clock.now()
     ws.close()
     by_policy: dict[str, dict[str, Any]] = {}
-    for policy in sorted({r.sla_policy for r in rows}) + ["all"]:
+    for policy in [*sorted({r.sla_policy for r in rows}), "all"]:
         group = [r for r in rows if policy in ("all", r.sla_policy)]
         met = sum(1 for r in group if r.first_contact_at is not None and r.first_contact_at <= r.sla_due_at)
         missed = sum(
