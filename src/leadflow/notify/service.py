@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from leadflow.db.fastpath import Prepared
 from leadflow.db.tables import notifications
 from leadflow.notify.mail import Mailer, SmtpSettings
 
@@ -20,26 +21,41 @@ MAX_ATTEMPTS = 6
 LEASE = timedelta(minutes=5)
 
 
+_COLUMNS = ("kind", "recipient", "subject", "body", "lead_id", "reason", "status", "next_attempt_at", "created_at")
+_INSERT = Prepared(insert(notifications), column_keys=_COLUMNS)
+
+
+def email(
+    *, to: str | None, subject: str, body: str, lead_id: int | None, reason: str, now: datetime
+) -> dict[str, Any] | None:
+    """A notification row for an email, or None when there is nobody to send it to."""
+    if not to:
+        return None
+    return {
+        "kind": "email",
+        "recipient": to,
+        "subject": subject[:300],
+        "body": body,
+        "lead_id": lead_id,
+        "reason": reason,
+        "status": "pending",
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def queue(conn: Connection, rows: Iterable[Mapping[str, Any] | None]) -> int:
+    """Queue notifications in the caller's transaction (one statement); returns how many."""
+    batch = [r for r in rows if r is not None]
+    _INSERT.executemany(conn, batch)
+    return len(batch)
+
+
 def queue_email(
     conn: Connection, *, to: str | None, subject: str, body: str, lead_id: int | None, reason: str, now: datetime
 ) -> bool:
-    """Queue an email in the caller's transaction; False when there is nobody to send it to."""
-    if not to:
-        return False
-    conn.execute(
-        insert(notifications).values(
-            kind="email",
-            recipient=to,
-            subject=subject[:300],
-            body=body,
-            lead_id=lead_id,
-            reason=reason,
-            status="pending",
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
-    return True
+    """Queue one email in the caller's transaction; False when there is nobody to send it to."""
+    return queue(conn, [email(to=to, subject=subject, body=body, lead_id=lead_id, reason=reason, now=now)]) == 1
 
 
 def lead_lines(lead: Mapping[str, Any]) -> str:

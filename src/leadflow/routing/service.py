@@ -23,9 +23,11 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from leadflow import events as ev
 from leadflow.config.workspace import WorkspaceConfig
+from leadflow.db.fastpath import Prepared
 from leadflow.db.tables import accounts, leads, owners, teams
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
 from leadflow.leads.service import load_for_update, require_live, save_projections
+from leadflow.notify import service as notifications
 from leadflow.notify.service import lead_lines, queue_email
 from leadflow.routing.availability import Candidate, screen
 from leadflow.routing.rules import Route
@@ -416,6 +418,13 @@ def _wait(a: Assignment, team: str | None, why: str) -> None:
 # -- 3. account, notification, event ---------------------------------------------------------
 
 
+_CLAIM_ACCOUNT = Prepared(
+    update(accounts)
+    .where(accounts.c.id == bindparam("_account"), accounts.c.owner_id.is_(None))
+    .values(owner_id=bindparam("_owner"), updated_at=bindparam("_now"))
+)
+
+
 def finish(ws: Workspace, conn: Connection, items: Sequence[Assignment], now: datetime) -> list[dict[str, Any]]:
     """After the leads have ids: accounts without an owner get the lead's owner, owners are
     notified, and each assignment becomes a ``lead_assigned`` event (returned, to append)."""
@@ -423,18 +432,19 @@ def finish(ws: Workspace, conn: Connection, items: Sequence[Assignment], now: da
         a.lead["account_id"]: a.lead["owner_id"] for a in items if a.lead.get("owner_id") and a.lead.get("account_id")
     }
     if first:
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.id == bindparam("_account"), accounts.c.owner_id.is_(None))
-            .values(owner_id=bindparam("_owner"), updated_at=now),
-            [{"_account": account, "_owner": owner} for account, owner in first.items()],
+        _CLAIM_ACCOUNT.executemany(
+            conn, [{"_account": account, "_owner": owner, "_now": now} for account, owner in first.items()]
         )
     if ws.config.routing.notify_owner and not ws.quiet:
         d = directory(ws, conn)
-        for a in items:
-            owner = d.by_id.get(a.lead.get("owner_id") or "")
-            if owner is not None and now - a.at <= NOTIFY_WITHIN:
-                notify_assigned(conn, owner, a, now)
+        notifications.queue(
+            conn,
+            (
+                assigned_email(owner, a, now)
+                for a in items
+                if (owner := d.by_id.get(a.lead.get("owner_id") or "")) is not None and now - a.at <= NOTIFY_WITHIN
+            ),
+        )
     return [
         ev.event_row(
             type=ev.LEAD_ASSIGNED,
@@ -449,11 +459,10 @@ def finish(ws: Workspace, conn: Connection, items: Sequence[Assignment], now: da
     ]
 
 
-def notify_assigned(conn: Connection, owner: Candidate, a: Assignment, now: datetime) -> None:
+def assigned_email(owner: Candidate, a: Assignment, now: datetime) -> dict[str, Any] | None:
     lead = a.lead
     why = a.trace.get("owner_why") or f"{a.trace.get('strategy')} in team {a.trace.get('team')}"
-    queue_email(
-        conn,
+    return notifications.email(
         to=owner.email,
         subject=f"New lead for you: {lead.get('company') or lead.get('email') or lead['id']}",
         body=f"Hello {owner.name},\n\nA new lead is yours ({why}; rule {a.trace.get('rule')}).\n\n{lead_lines(lead)}\n",
@@ -656,7 +665,7 @@ def _fire(
             else:
                 lead["assigned_at"] = now
                 if notify and (new := d.by_id.get(lead["owner_id"])) is not None:
-                    notify_assigned(conn, new, a, now)
+                    notifications.queue(conn, [assigned_email(new, a, now)])
             data.update(to=lead["owner_id"], trace=a.trace)
         elif action == "return_to_pool":
             data["team"] = lead["team_id"]
