@@ -16,6 +16,7 @@ import copy
 import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,28 +119,46 @@ def _sqlite_write_lock(engine: Engine) -> Any:
     return _LOCKS.setdefault(str(engine.url), threading.Lock())
 
 
+class _Writer:
+    """A thread's write connection; handed back to the pool when the thread ends (thread pools
+    retire idle threads, and a connection kept by a dead thread would never come back)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        if not self.conn.closed:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class _WriterConnections:
     """One long-lived connection per thread for write transactions, all closed with the workspace."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._local = threading.local()
-        self._all: list[Connection] = []
+        self._all: weakref.WeakSet[_Writer] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def get(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._engine.connect()
-            self._local.conn = conn
+        writer: _Writer | None = getattr(self._local, "writer", None)
+        if writer is None or writer.conn.closed or writer.conn.invalidated:
+            writer = _Writer(self._engine.connect())
+            self._local.writer = writer
             with self._lock:
-                self._all.append(conn)
-        return conn
+                self._all.add(writer)
+        return writer.conn
 
     def close_all(self) -> None:
         with self._lock:
-            for conn in self._all:
-                conn.close()
+            for writer in list(self._all):
+                writer.close()
             self._all.clear()
 
 

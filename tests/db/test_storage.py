@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from leadflow.db import migrate
 from leadflow.db.tables import metadata, spend
@@ -77,3 +78,34 @@ def test_config_is_synced_and_versioned(ws: Workspace) -> None:
         active = dict(conn.execute(select(owners.c.id, owners.c.active)).all())
         assert active["mira"] is False and active["ana"] is True
         assert "referral" in set(conn.execute(select(sources.c.id)).scalars())
+
+
+def test_threads_that_end_give_their_write_connection_back(ws: Workspace) -> None:
+    """Thread pools retire idle threads: a write connection kept by a dead thread must return to
+    the pool, or after a few dozen such threads every write would wait for one and fail."""
+    pool = ws.engine.pool
+    capacity = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+    rows: list[int] = []
+
+    def write(i: int) -> None:
+        with ws.transaction() as conn:
+            conn.execute(
+                insert(spend).values(
+                    source_id="ads",
+                    period_start=datetime(2026, 1, 1, tzinfo=UTC).date(),
+                    period_end=datetime(2026, 2, 1, tzinfo=UTC).date(),
+                    amount=i,
+                    currency="EUR",
+                    origin="thread",
+                )
+            )
+        rows.append(i)
+
+    for i in range(capacity + 10):  # one short-lived thread after another, as a thread pool does
+        t = threading.Thread(target=write, args=(i,))
+        t.start()
+        t.join()
+    assert len(rows) == capacity + 10
+    assert pool.checkedout() <= 1  # only this thread's, if any
+    with ws.reader() as conn:
+        assert conn.execute(select(func.count()).where(spend.c.origin == "thread")).scalar_one() == capacity + 10
