@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from leadflow.access.keys import ApiKey, KeyCache, require
 from leadflow.workspace import Workspace
@@ -25,14 +26,18 @@ def key_cache(request: Request) -> KeyCache:
 def api_key(scope: str) -> Callable[..., ApiKey]:
     """A dependency that authenticates the request's API key and checks it has ``scope``."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
         header: str | None = Security(_header),
     ) -> ApiKey:
         ws = workspace(request)
         presented = bearer.credentials if bearer is not None else header
-        key = key_cache(request).authenticate(ws, presented, ws.clock.now())
+        authenticate = key_cache(request).authenticate
+        if ws.dialect == "sqlite":  # a cache hit, or a local read: inline beats a thread hop
+            key = authenticate(ws, presented, ws.clock.now())
+        else:
+            key = await run_in_threadpool(authenticate, ws, presented, ws.clock.now())
         require(key, scope)
         return key
 
