@@ -15,11 +15,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
 from leadflow.clock import FrozenClock
@@ -166,3 +168,28 @@ class LiveServer:
 def live(ws: Workspace) -> Iterator[LiveServer]:
     with LiveServer(ws) as server:
         yield server
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    inbox = Inbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("LEADFLOW_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LEADFLOW_SMTP_PORT", str(port))
+    monkeypatch.setenv("LEADFLOW_SMTP_TLS", "none")
+    monkeypatch.setenv("LEADFLOW_SMTP_FROM", "leads@northwind.example")
+    yield inbox
+    controller.stop()

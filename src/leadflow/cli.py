@@ -32,6 +32,8 @@ owners_app = typer.Typer(help="Owners and teams that leads are routed to.", no_a
 handoff_app = typer.Typer(help="The handoff from marketing to sales.", no_args_is_help=True)
 app.add_typer(owners_app, name="owners")
 app.add_typer(handoff_app, name="handoff")
+nurture_app = typer.Typer(help="Nurture sequences for leads that are not ready yet.", no_args_is_help=True)
+app.add_typer(nurture_app, name="nurture")
 
 console = Console()
 err = Console(stderr=True)
@@ -689,6 +691,55 @@ def worker(
         except KeyboardInterrupt:
             stop.set()
     ws.close()
+
+
+@nurture_app.command("run")
+def nurture_run(workspace: WorkspaceOpt = None) -> None:
+    """Enrol leads and run every due step now, then deliver the emails (the worker does this on its own)."""
+    from leadflow.jobs.worker import TASKS, run_task
+
+    ws = _open(workspace)
+    for name in ("nurture.enrol", "nurture.advance", "notify.send"):
+        console.print(f"{name}: {run_task(ws, TASKS[name])}")
+    ws.close()
+
+
+@nurture_app.command("report")
+def nurture_report(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Messages sent, per-step open/click/reply/unsubscribe rates, enrolled vs holdout conversion."""
+    from leadflow.nurture.report import report
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        out = report(ws, conn)
+    ws.close()
+    if as_json:
+        _dump(out)
+        return
+    for seq_id, seq in out["sequences"].items():
+        table = Table(title=f"{seq_id}: {seq['enrolled']} enrolled, {seq['messages_sent']} emails")
+        for col in ("step", "template", "sent", "opened", "clicked", "replied", "unsubscribed"):
+            table.add_column(col)
+        for st in seq["steps"]:
+            table.add_row(
+                str(st["step"]),
+                st["template"] or "—",
+                str(st["sent"]),
+                *(_pct(st[f"{k}_rate"]) for k in ("opened", "clicked", "replied", "unsubscribed")),
+            )
+        console.print(table)
+        conv = seq["conversion"]
+        interval = conv["difference_interval_95"]
+        console.print(
+            f"  reached {seq['goal_stage']}: enrolled {_pct(conv['enrolled']['rate'])} of {conv['enrolled']['leads']}, "
+            f"holdout {_pct(conv['holdout']['rate'])} of {conv['holdout']['leads']}; difference "
+            f"{_pct(conv['difference'])} (95% CI {_pct(interval[0]) if interval else '—'} to "
+            f"{_pct(interval[1]) if interval else '—'}){' — significant' if conv['significant'] else ''}"
+        )
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
 
 
 def main() -> None:

@@ -46,6 +46,11 @@ REVIEW_DECIDED = "review_decided"
 SLA_REMINDED = "sla_reminded"
 SLA_ESCALATED = "sla_escalated"
 
+# Nurture.
+NURTURE_ENROLLED = "nurture_enrolled"
+NURTURE_ENDED = "nurture_ended"
+TASK_CREATED = "task_created"
+
 # Sales outcomes.
 OPPORTUNITY_CREATED = "opportunity_created"
 OPPORTUNITY_WON = "opportunity_won"

@@ -3,15 +3,10 @@ outbound contact stops the clock; notifications reach a real SMTP server."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from leadflow import events as ev
@@ -20,7 +15,7 @@ from leadflow.db.tables import notifications
 from leadflow.jobs.worker import TASKS, run_task
 from leadflow.pipeline import Activity, record_activity
 from leadflow.workspace import Workspace
-from tests.conftest import T0
+from tests.conftest import T0, Inbox
 from tests.routing.helpers import capture, events_of, lead_row, team, workspace
 
 CHAIN = {
@@ -140,31 +135,6 @@ def test_business_hours_deadline_for_a_lead_captured_on_friday_evening(
     assert row["sla_policy"] == "cold"
     assert row["sla_due_at"] == datetime(2026, 3, 10, 8, tzinfo=UTC)  # Tuesday 09:00 in Berlin
     ws.close()
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
-    inbox = Inbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("LEADFLOW_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("LEADFLOW_SMTP_PORT", str(port))
-    monkeypatch.setenv("LEADFLOW_SMTP_TLS", "none")
-    monkeypatch.setenv("LEADFLOW_SMTP_FROM", "leads@northwind.example")
-    yield inbox
-    controller.stop()
 
 
 def test_owner_and_manager_are_emailed_over_smtp(

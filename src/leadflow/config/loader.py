@@ -259,6 +259,55 @@ def check_references(config: WorkspaceConfig) -> Iterable[tuple[PathParts, str]]
             if month in months[:j]:
                 yield ("campaigns", i, "spend", j, "month"), f"spend for {month} is given twice"
 
+    yield from _check_nurture(config, every_stage, criteria, rules, ACTIVITY_TYPES)
+
+
+def _check_nurture(
+    config: WorkspaceConfig,
+    every_stage: Sequence[str],
+    criteria: tuple[str, ...],
+    rules: tuple[str, ...],
+    activity_types: Sequence[str],
+) -> Iterable[tuple[PathParts, str]]:
+    from leadflow.nurture.render import check as check_template
+
+    nurture = config.nurture
+    yield from _unique_ids(("nurture", "sequences"), nurture.sequences)
+    for name, template in nurture.templates.items():
+        problem = check_template(template)
+        if problem:
+            yield ("nurture", "templates", name), f"template does not parse: {problem}"
+    for i, seq in enumerate(nurture.sequences):
+        path = ("nurture", "sequences", i)
+        yield from _fields((*path, "when"), seq.when, allow_event=False, criteria=criteria, engagement_rules=rules)
+        if seq.goal_stage not in every_stage:
+            yield (*path, "goal_stage"), _unknown("stage", seq.goal_stage, every_stage)
+        for j, stage in enumerate(seq.exit_stages):
+            if stage not in every_stage:
+                yield (*path, "exit_stages", j), _unknown("stage", stage, every_stage)
+        for j, type_ in enumerate(seq.exit_on):
+            if type_ not in activity_types:
+                yield (*path, "exit_on", j), _unknown("activity type", type_, activity_types)
+        ids = [st.id for st in seq.steps if st.id]
+        for j, step_id in enumerate(ids):
+            if step_id in ids[:j]:
+                yield (*path, "steps"), f"step id {step_id!r} is used twice"
+        for j, step in enumerate(seq.steps):
+            at = (*path, "steps", j)
+            if step.send is not None and step.send not in nurture.templates:
+                yield (*at, "send"), _unknown("template", step.send, nurture.templates)
+            if step.stage is not None and step.stage not in every_stage:
+                yield (*at, "stage"), _unknown("stage", step.stage, every_stage)
+            if step.wait_until is not None and step.wait_until.event not in activity_types:
+                yield (*at, "wait_until", "event"), _unknown("activity type", step.wait_until.event, activity_types)
+            if step.branch is not None:
+                yield from _fields(
+                    (*at, "branch", "if"), step.branch.if_, allow_event=False, criteria=criteria, engagement_rules=rules
+                )
+                for key, target in (("goto", step.branch.goto), ("else", step.branch.else_)):
+                    if target is not None and target not in ids:
+                        yield (*at, "branch", key), _unknown("step id", target, ids)
+
 
 def _unique_ids(path: PathParts, items: Sequence[Any]) -> Iterable[tuple[PathParts, str]]:
     seen: set[str] = set()

@@ -13,21 +13,11 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from leadflow.config.conditions import Condition
-from leadflow.config.durations import format_duration, parse_duration
-
-_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}$")
-
-
-def _check_id(value: str) -> str:
-    if not _ID.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid id: use lower-case letters, digits, '_' or '-' (max 63), "
-            "starting with a letter or digit"
-        )
-    return value
+from leadflow.config.nurture import NurtureSection
+from leadflow.config.types import Duration, Id, Strict
 
 
 def _check_timezone(value: str) -> str:
@@ -51,14 +41,8 @@ def _check_currency(value: str) -> str:
     return value
 
 
-Id = Annotated[str, AfterValidator(_check_id)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class WorkspaceSection(Strict):
@@ -601,6 +585,7 @@ class WorkspaceConfig(Strict):
     sources: list[Source] = Field(default_factory=list)
     campaigns: list[Campaign] = Field(default_factory=list)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    nurture: NurtureSection = Field(default_factory=NurtureSection)
 
     def team_members(self, team_id: str) -> list[Owner]:
         return [o for o in self.owners if o.team == team_id and o.active]

@@ -137,7 +137,72 @@ notifications = Table(
     Column("last_error", String(300)),
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime),
+    # nurture emails: an HTML part, extra headers (List-Unsubscribe), the enrolment and step
+    Column("html", Text),
+    Column("headers", Json),
+    Column("enrolment_id", Id),
+    Column("step", Integer),
     Index(None, "status", "next_attempt_at"),
+    Index(
+        None,
+        "lead_id",
+        "created_at",
+        sqlite_where=text("lead_id IS NOT NULL"),
+        postgresql_where=text("lead_id IS NOT NULL"),
+    ),
+)
+
+# A lead's place in a nurture sequence. One active enrolment per lead; exited and completed
+# ones stay as history (and for the enrolled-vs-holdout comparison).
+nurture_enrolments = Table(
+    "nurture_enrolments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id"), nullable=False),
+    Column("sequence_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # active | completed | exited
+    Column("holdout", Boolean, nullable=False),
+    Column("step", Integer, nullable=False, server_default=text("0")),  # the next step to run
+    Column("step_started_at", UtcDateTime, nullable=False),
+    Column("next_at", UtcDateTime),  # when the next step is due (none once it has ended)
+    Column("enrolled_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("end_reason", String(100)),
+    Column("sent", Integer, nullable=False, server_default=text("0")),
+    Column("config_version", String(32), nullable=False),
+    Index(
+        "uq_nurture_enrolments_active",
+        "lead_id",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+    Index(None, "lead_id", "enrolled_at"),
+    Index(None, "next_at", sqlite_where=text("next_at IS NOT NULL"), postgresql_where=text("next_at IS NOT NULL")),
+    Index(None, "sequence_id", "enrolled_at"),
+)
+
+# Tasks for owners (a nurture step can create one: "call them now").
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id")),
+    Column("owner_id", String(64)),
+    Column("title", String(300), nullable=False),
+    Column("origin", String(100), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("done_at", UtcDateTime),
+    Index(None, "owner_id", "done_at"),
+)
+
+# Secrets leadflow makes for itself (e.g. the key signing tracking and unsubscribe links).
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 sources = Table(

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from leadflow.api import idempotency
 from leadflow.notify import service as notify_service
+from leadflow.nurture import service as nurture_service
 from leadflow.routing import service as routing_service
 from leadflow.scoring import tasks as scoring_tasks
 from leadflow.webhooks import service as webhook_service
@@ -37,6 +38,8 @@ TASKS: dict[str, Periodic] = {
     "scoring.decay": Periodic("scoring.decay", 300.0, run=scoring_tasks.decay),
     "sla.escalate": Periodic("sla.escalate", 15.0, run=routing_service.tick),
     "routing.retry": Periodic("routing.retry", 300.0, run=routing_service.retry_waiting),
+    "nurture.enrol": Periodic("nurture.enrol", 60.0, run=nurture_service.enrol),
+    "nurture.advance": Periodic("nurture.advance", 30.0, run=nurture_service.advance),
     "notify.send": Periodic("notify.send", 5.0, own=notify_service.send_due),
     "webhooks.enqueue": Periodic("webhooks.enqueue", 2.0, run=webhook_service.enqueue),
     "webhooks.send": Periodic("webhooks.send", 2.0, own=webhook_service.send_due),

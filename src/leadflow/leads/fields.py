@@ -70,6 +70,10 @@ LEAD_FIELDS: tuple[LeadField, ...] = (
     LeadField("owner_id", "str"),
     LeadField("team_id", "str"),
     LeadField("sla_policy", "str"),
+    LeadField(
+        "destination", "str", description="where routing sent it: team:x, owner:y, queue:z, nurture:reason, workflow:w"
+    ),
+    LeadField("stage_entered_at", "datetime"),
     LeadField("account_id", "int"),
     LeadField("created_at", "datetime"),
     LeadField("first_contact_at", "datetime"),

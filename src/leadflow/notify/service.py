@@ -94,6 +94,22 @@ def send_due(ws: Workspace, *, batch: int = 100) -> int:
             .where(notifications.c.id.in_([d.id for d in due]))
             .values(status="sending", attempts=notifications.c.attempts + 1, next_attempt_at=now + LEASE)
         )
+        # Marketing email goes only to leads who may still get it (consent can change after queueing).
+        nurture_leads = {d.lead_id for d in due if d.reason == "nurture" and d.lead_id is not None}
+        if nurture_leads:
+            from leadflow.nurture.service import is_live, may_email
+
+            live = is_live(conn, sorted(nurture_leads))
+            refused = [
+                d.id for d in due if d.reason == "nurture" and (d.lead_id not in live or may_email(live[d.lead_id]))
+            ]
+            if refused:
+                conn.execute(
+                    update(notifications)
+                    .where(notifications.c.id.in_(refused))
+                    .values(status="cancelled", last_error="the lead may not be emailed any more")
+                )
+                due = [d for d in due if d.id not in set(refused)]
     outbox = ws.path / "outbox" if ws.path else None
     results: list[tuple[int, int, str | None]] = []
     try:
@@ -104,7 +120,11 @@ def send_due(ws: Workspace, *, batch: int = 100) -> int:
                 message["To"] = d.recipient
                 message["Subject"] = d.subject
                 message["X-Leadflow-Notification"] = str(d.id)
+                for name, value in (d.headers or {}).items():
+                    message[name] = value
                 message.set_content(d.body)
+                if d.html:
+                    message.add_alternative(d.html, subtype="html")
                 try:
                     mailer.send(message, f"notification-{d.id}")
                     results.append((d.id, d.attempts + 1, None))
@@ -125,4 +145,23 @@ def send_due(ws: Workspace, *, batch: int = 100) -> int:
                     "next_attempt_at": now + timedelta(minutes=2**attempts),
                 }
             conn.execute(update(notifications).where(notifications.c.id == notification_id).values(**values))
+        sent = {n for n, _, error in results if error is None}
+        delivered = [d for d in due if d.id in sent and d.reason == "nurture" and d.lead_id is not None]
+        if delivered:  # the email_sent activity: it counts towards engagement and the nurture report
+            from leadflow.pipeline import Activity, record_activities
+
+            record_activities(
+                ws,
+                conn,
+                [
+                    Activity(
+                        "email_sent",
+                        d.lead_id,
+                        now,
+                        actor="nurture",
+                        data={"enrolment": d.enrolment_id, "step": d.step, "notification": d.id, "subject": d.subject},
+                    )
+                    for d in delivered
+                ],
+            )
     return len(due)
