@@ -34,6 +34,8 @@ app.add_typer(owners_app, name="owners")
 app.add_typer(handoff_app, name="handoff")
 nurture_app = typer.Typer(help="Nurture sequences for leads that are not ready yet.", no_args_is_help=True)
 app.add_typer(nurture_app, name="nurture")
+privacy_app = typer.Typer(help="A person's data on request: export and erase.", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
 
 console = Console()
 err = Console(stderr=True)
@@ -736,6 +738,33 @@ def nurture_report(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> 
             f"{_pct(conv['difference'])} (95% CI {_pct(interval[0]) if interval else '—'} to "
             f"{_pct(interval[1]) if interval else '—'}){' — significant' if conv['significant'] else ''}"
         )
+
+
+@privacy_app.command("export")
+def privacy_export(lead_id: int, workspace: WorkspaceOpt = None) -> None:
+    """Everything leadflow holds about a lead, as JSON (a subject access request)."""
+    from leadflow.privacy.service import export
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        _dump(export(ws, conn, lead_id))
+    ws.close()
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    lead_id: int,
+    reason: Annotated[str, typer.Option(help="Why, e.g. the person's request and its date.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Erase a lead's personal data everywhere and stop all contact (kept: its non-personal history)."""
+    from leadflow.privacy.service import erase
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        out = erase(ws, conn, lead_id, actor="cli", reason=reason)
+    ws.close()
+    console.print(f"lead {lead_id}: erased {', '.join(out['fields'])}")
 
 
 def _pct(value: float | None) -> str:

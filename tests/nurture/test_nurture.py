@@ -4,6 +4,7 @@ those who consented, and the links in the emails record what recipients do."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import Message
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from leadflow import events as ev
@@ -21,7 +24,7 @@ from leadflow.errors import ConfigError
 from leadflow.jobs.worker import TASKS, run_task
 from leadflow.pipeline import Activity, record_activities
 from leadflow.workspace import Workspace
-from tests.conftest import Inbox, LiveServer
+from tests.conftest import T0, Inbox, LiveServer
 from tests.routing.helpers import capture, config_with, events_of, lead_row, workspace
 
 ALWAYS = {"send_window": "00:00-24:00", "send_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
@@ -304,3 +307,109 @@ def test_a_template_that_does_not_parse_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config_text(text)
     assert any("nurture.templates.hello" in str(p) and "does not parse" in str(p) for p in caught.value.problems)
+
+
+lead_flags = st.fixed_dictionaries(
+    {
+        "consent": st.sampled_from([True, False, None]),
+        "do_not_contact": st.booleans(),
+        "after": st.sampled_from([None, "email_bounced", "email_unsubscribed", "erase"]),
+        "email": st.booleans(),
+    }
+)
+step_kinds = st.lists(
+    st.sampled_from([{"send": "hello"}, {"send": "again"}, {"wait": "1d"}, {"wait": "3h"}]), min_size=1, max_size=6
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(people=st.lists(lead_flags, min_size=1, max_size=12), steps=step_kinds)
+def test_property_no_email_ever_reaches_a_lead_who_may_not_get_one(
+    tmp_path_factory: pytest.TempPathFactory, people: list[dict[str, Any]], steps: list[dict[str, Any]]
+) -> None:
+    """Over random leads (consent given, refused or unknown; do-not-contact; bouncing,
+    unsubscribing or erased after enrolment) and random sequences, every email that was sent went
+    to a lead who had email consent, was not do-not-contact, had not bounced or unsubscribed and
+    was not erased at the time."""
+    from leadflow.privacy.service import erase
+
+    root = tmp_path_factory.mktemp("prop")
+    clock = FrozenClock(T0)
+    ws = workspace(root, f"sqlite:///{root / 'p.db'}", clock, **nurture(seq(steps)))
+    payloads = []
+    for i, p in enumerate(people):
+        consent: dict[str, Any] = {"do_not_contact": p["do_not_contact"]}
+        if p["consent"] is not None:
+            consent["email"] = p["consent"]
+        payload: dict[str, Any] = {"custom": {"timeline": "later"}, "consent": consent, "company": f"Co {i}"}
+        payload["first_name"], payload["last_name"] = "P", f"N{i}"
+        payload["email" if p["email"] else "phone"] = f"p{i}@gmail.com" if p["email"] else f"+4930123456{i:02d}"
+        payloads.append(payload)
+    ids = [r.lead_id for r in capture(ws, payloads)]
+    run(ws)
+    clock.advance(hours=1)
+    stopped: dict[int, datetime] = {}
+    for lead_id, p in zip(ids, people, strict=True):
+        if p["after"] == "erase":
+            with ws.transaction() as conn:
+                erase(ws, conn, lead_id, actor="test", reason="request")
+            stopped[lead_id] = clock.now()
+        elif p["after"]:
+            with ws.transaction() as conn:
+                record_activities(ws, conn, [Activity(p["after"], lead_id, clock.now(), actor="recipient")])
+            stopped[lead_id] = clock.now()
+    for _ in range(6):
+        clock.advance(days=1)
+        run(ws)
+    by_lead = dict(zip(ids, people, strict=True))
+    for n in sent(ws):
+        if n["status"] != "sent":
+            continue
+        p = by_lead[n["lead_id"]]
+        assert p["consent"] is True and not p["do_not_contact"] and p["email"], (p, n["subject"])
+        assert n["lead_id"] not in stopped or n["sent_at"] < stopped[n["lead_id"]], (p, n["sent_at"])
+    ws.close()
+
+
+NURTURE_WORKER = """
+import os, sys, time
+from datetime import datetime
+from pathlib import Path
+from leadflow.clock import FrozenClock
+from leadflow.jobs.worker import TASKS, run_task
+from leadflow.workspace import Workspace
+root, url, at, go = sys.argv[1:5]
+ws = Workspace.open(root, database_url=url, clock=FrozenClock(datetime.fromisoformat(at)))
+Path(f"{go}.{os.getpid()}").touch()  # ready
+while not Path(go).exists():
+    time.sleep(0.002)
+done = 0
+while True:
+    did = sum(run_task(ws, TASKS[name]) for name in ("nurture.enrol", "nurture.advance", "notify.send"))
+    if did == 0:
+        break
+    done += did
+print(done)
+ws.close()
+"""
+
+
+def test_four_workers_send_every_email_exactly_once_over_smtp(
+    tmp_path: Path, db_url: str, clock: FrozenClock, smtp: Inbox
+) -> None:
+    from tests.routing.test_concurrency import run_processes
+
+    two_now = seq([{"send": "hello"}, {"send": "again"}])
+    ws = workspace(tmp_path, db_url, clock, **nurture(two_now, max_per_week=5))
+    count = 120
+    ids = [r.lead_id for r in capture(ws, [later(f"x{i}@gmail.com") for i in range(count)])]
+    assert ws.path is not None
+    worked = [
+        int(x) for x in run_processes(NURTURE_WORKER, ws.path, db_url, clock.now().isoformat(), [[] for _ in range(4)])
+    ]
+    assert sum(worked) > 0
+    received = [rcpt[0] for rcpt, _ in smtp.messages if rcpt[0].endswith("@gmail.com")]  # not the owners' notices
+    assert len(received) == count * 2 and set(Counter(received).values()) == {2}
+    assert sorted({n["lead_id"] for n in sent(ws)}) == sorted(ids)
+    assert {n["status"] for n in sent(ws)} == {"sent"}
+    ws.close()

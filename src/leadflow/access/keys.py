@@ -31,6 +31,7 @@ SCOPES = {
     "reviews:write": "decide review queue items",
     "metrics:read": "read metrics",
     "owners:write": "add and change owners and teams",
+    "privacy": "export and erase a person's data",
     "admin": "everything",
 }
 CACHE_SECONDS = 10.0

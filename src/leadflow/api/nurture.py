@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from leadflow.access.keys import ApiKey
 from leadflow.api.deps import api_key, workspace
+from leadflow.db.tables import leads
 from leadflow.errors import LeadflowError, NotFound
 from leadflow.nurture import links
 from leadflow.nurture.report import report
@@ -41,6 +43,9 @@ def _record(request: Request, payload: dict[str, Any], type_: str, **extra: Any)
     data = {"enrolment": payload.get("e"), "step": payload.get("s"), "channel": "nurture", **extra}
     try:
         with ws.transaction() as conn:
+            erased = conn.execute(select(leads.c.erased_at).where(leads.c.id == payload["l"])).scalar_one_or_none()
+            if erased is not None:
+                return False
             record_activities(ws, conn, [Activity(type_, payload["l"], ws.clock.now(), actor="recipient", data=data)])
     except LeadflowError:
         return False

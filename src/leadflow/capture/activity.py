@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select
 
 from leadflow.capture.schemas import EventIn
 from leadflow.db.tables import leads, visitors
-from leadflow.errors import InvalidInput, NotFound, Problem
+from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
 from leadflow.identity.service import find_by_email_keys
 from leadflow.pipeline import Activity, record_activities
 from leadflow.tracking.service import PageView, track_page_views
@@ -97,6 +97,8 @@ def _require_lead(conn: Connection, lead_id: int | None, field: str) -> None:
     row = conn.execute(select(leads.c.merged_into_id, leads.c.erased_at).where(leads.c.id == lead_id)).first()
     if row is None:
         raise NotFound(f"no lead with id {lead_id}", [Problem(field, "no such lead")])
+    if row.erased_at is not None:
+        raise Conflict(f"lead {lead_id} was erased", [Problem(field, "this lead was erased; nothing more is recorded")])
 
 
 def _known_visitor(conn: Connection, visitor: str, lead_id: int, at: datetime) -> None:

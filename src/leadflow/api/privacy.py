@@ -1,0 +1,36 @@
+"""A person's data on request: export it, erase it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, ConfigDict, Field
+
+from leadflow.access.keys import ApiKey
+from leadflow.api.deps import api_key, workspace
+from leadflow.privacy.service import erase, export
+
+router = APIRouter(prefix="/api/v1/leads", tags=["privacy"])
+LeadId = Annotated[int, Path(ge=1, le=2**62, description="lead id")]
+Privacy = Annotated[ApiKey, Depends(api_key("privacy"))]
+
+
+class EraseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=300, description="e.g. the person's request of 2026-11-23")
+
+
+@router.get("/{lead_id}/export", summary="Everything leadflow holds about a lead (subject access request)")
+def export_lead(request: Request, lead_id: LeadId, key: Privacy) -> Any:
+    ws = workspace(request)
+    with ws.reader() as conn:
+        return jsonable_encoder(export(ws, conn, lead_id))
+
+
+@router.post("/{lead_id}/erase", summary="Erase a lead's personal data and stop all contact")
+def erase_lead(request: Request, lead_id: LeadId, body: Annotated[EraseIn, Body()], key: Privacy) -> Any:
+    ws = workspace(request)
+    with ws.transaction() as conn:
+        return jsonable_encoder(erase(ws, conn, lead_id, actor=key.actor, reason=body.reason))
