@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import csv_import, http_capture, pipeline, routing, scoring, xeducation
+from bench import csv_import, http_capture, nurture, pipeline, routing, scoring, xeducation
 
 BENCHMARKS = {
     "pipeline": pipeline.run,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "http_capture": http_capture.run,
     "csv_import": csv_import.run,
     "routing": routing.run,
+    "nurture": nurture.run,
 }
 
 
