@@ -30,6 +30,7 @@ class GuardSettings:
     max_deterministic_share: float = 0.10
     deterministic_rate: float = 0.05  # a level converting below this, or above 1 - this
     min_level_support: int = 20
+    min_expected: float = 10.0
     min_filled_share: float = 0.10  # the filled-in-rows test needs this much coverage
     after_outcome_share: float = 0.5
     folds: int = 5
@@ -127,13 +128,20 @@ def screen(frame: Frame, y: Sequence[int] | np.ndarray, settings: GuardSettings 
 
 
 def _deterministic_share(values: Sequence[Any], y: np.ndarray, s: GuardSettings) -> float:
+    """Share of the rows in levels that (almost) always or (almost) never convert, counting a
+    level only when its size makes that unlikely by chance: an "always" level would have been
+    expected to hold at least ``min_expected`` non-converters, a "never" level as many converters
+    (and converts far below the base rate)."""
     if not len(values):
         return 0.0
+    base = float(y.mean())
     codes = _codes(values)
     count = np.bincount(codes)
     rate = np.bincount(codes, weights=y) / np.maximum(count, 1)
-    near = (count >= s.min_level_support) & ((rate < s.deterministic_rate) | (rate > 1 - s.deterministic_rate))
-    return float(count[near].sum() / len(values))
+    big = count >= s.min_level_support
+    always = (rate > 1 - s.deterministic_rate) & (count * (1 - base) >= s.min_expected)
+    never = (rate < min(s.deterministic_rate, base * 0.2)) & (count * base >= s.min_expected)
+    return float(count[big & (always | never)].sum() / len(values))
 
 
 def set_after_outcome(

@@ -42,19 +42,24 @@ class Predictor:
         self,
         booster: Any,
         encoding: Encoding,
-        calibration: tuple[list[float], list[float]],
+        calibration: Mapping[str, Any],
         model_text: str,
     ) -> None:
         self.booster = booster
         self.encoding = encoding
-        self.cal_x = np.asarray(calibration[0], dtype=float)
-        self.cal_y = np.asarray(calibration[1], dtype=float)
+        self.calibration = dict(calibration)
+        self.method = calibration["method"]
+        if self.method == "isotonic":
+            self.cal_x = np.asarray(calibration["x"], dtype=float)
+            self.cal_y = np.asarray(calibration["y"], dtype=float)
+        else:
+            self.a, self.b = float(calibration["a"]), float(calibration["b"])
         self.model_text = model_text
 
     # -- storage -------------------------------------------------------------------------------
 
     def meta(self) -> dict[str, Any]:
-        return {"encoding": self.encoding.as_dict(), "calibration": [self.cal_x.tolist(), self.cal_y.tolist()]}
+        return {"encoding": self.encoding.as_dict(), "calibration": self.calibration}
 
     @classmethod
     def load(cls, model_text: str, meta: Mapping[str, Any] | str) -> Predictor:
@@ -62,15 +67,15 @@ class Predictor:
 
         data = json.loads(meta) if isinstance(meta, str) else meta
         booster = lgb.Booster(model_str=model_text, params={"num_threads": 1})
-        cal = data["calibration"]
-        return cls(booster, Encoding.from_dict(data["encoding"]), (cal[0], cal[1]), model_text)
+        return cls(booster, Encoding.from_dict(data["encoding"]), data["calibration"], model_text)
 
     # -- scoring -------------------------------------------------------------------------------
 
     def calibrate(self, raw_probability: np.ndarray) -> np.ndarray:
-        if len(self.cal_x) == 0:
-            return raw_probability
-        return np.interp(raw_probability, self.cal_x, self.cal_y)
+        if self.method == "isotonic":
+            return np.interp(raw_probability, self.cal_x, self.cal_y)
+        p = np.clip(raw_probability, 1e-9, 1 - 1e-9)
+        return 1.0 / (1.0 + np.exp(-(self.a * np.log(p / (1 - p)) + self.b)))
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         return self.calibrate(self.booster.predict(X, num_threads=1))

@@ -85,7 +85,6 @@ def train(
 ) -> TrainingResult:
     """Screen the fields for leakage, train on the older rows, calibrate on the newer ones."""
     import lightgbm as lgb
-    from sklearn.isotonic import IsotonicRegression
 
     began = time.perf_counter()
     target = np.asarray(y, dtype=float)
@@ -125,14 +124,8 @@ def train(
     best = booster.best_iteration or booster.current_iteration()
     text = booster.model_to_string(num_iteration=best)
     booster = lgb.Booster(model_str=text)
-    raw = booster.predict(X[split.calibrate])
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, target[split.calibrate])
-    predictor = Predictor(
-        booster=booster,
-        encoding=encoding,
-        calibration=(iso.X_thresholds_.tolist(), iso.y_thresholds_.tolist()),
-        model_text=text,
-    )
+    calibration = calibrate(booster.predict(X[split.calibrate]), target[split.calibrate])
+    predictor = Predictor(booster=booster, encoding=encoding, calibration=calibration, model_text=text)
     return TrainingResult(
         predictor=predictor,
         split=split,
@@ -143,6 +136,27 @@ def train(
         seconds=time.perf_counter() - began,
         report={"iterations": best, "params": {k: settings[k] for k in sorted(settings)}},
     )
+
+
+ISOTONIC_MIN_ROWS = 1000
+ISOTONIC_MIN_EACH = 50
+CLIP = 0.001
+
+
+def calibrate(raw: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Isotonic regression when the calibration rows are plenty (it bends to any shape), else
+    Platt scaling on the margin (two parameters cannot overfit a few hundred rows)."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
+    positives = int(y.sum())
+    if len(y) >= ISOTONIC_MIN_ROWS and min(positives, len(y) - positives) >= ISOTONIC_MIN_EACH:
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=CLIP, y_max=1 - CLIP).fit(raw, y)
+        return {"method": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+    p = np.clip(raw, 1e-9, 1 - 1e-9)
+    margin = np.log(p / (1 - p)).reshape(-1, 1)
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(margin, y)
+    return {"method": "platt", "a": float(platt.coef_[0][0]), "b": float(platt.intercept_[0])}
 
 
 def _check(frame: Frame, y: np.ndarray, times: Sequence[Any], holdout: float) -> None:
