@@ -32,6 +32,9 @@ owners_app = typer.Typer(help="Owners and teams that leads are routed to.", no_a
 handoff_app = typer.Typer(help="The handoff from marketing to sales.", no_args_is_help=True)
 app.add_typer(owners_app, name="owners")
 app.add_typer(handoff_app, name="handoff")
+from leadflow.model.cli import model_app  # noqa: E402
+
+app.add_typer(model_app, name="model")
 
 console = Console()
 err = Console(stderr=True)

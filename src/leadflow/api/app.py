@@ -12,6 +12,7 @@ from leadflow.api import errors
 from leadflow.api.activity import router as events_router
 from leadflow.api.errors import problem
 from leadflow.api.leads import router as leads_router
+from leadflow.api.models import router as models_router
 from leadflow.api.reviews import router as reviews_router
 from leadflow.api.routing import router as routing_router
 from leadflow.api.sales import router as sales_router
@@ -112,6 +113,7 @@ def create_app(ws: Workspace) -> FastAPI:
         return {"status": "ok", "database": workspace.dialect, "config_version": workspace.version}
 
     app.include_router(leads_router)
+    app.include_router(models_router)
     app.include_router(reviews_router)
     app.include_router(routing_router)
     app.include_router(events_router)

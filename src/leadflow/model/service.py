@@ -187,12 +187,15 @@ def evaluate(
 
 
 def retrain(ws: Workspace, conn: Connection) -> int:
-    """``model.retrain``: when the newest version is older than ``RETRAIN_EVERY``, train a new
+    """``model.retrain``: once a first model exists, whenever the newest version is older than
+    ``RETRAIN_EVERY``, train a new
     one and activate it only if it beats the model in force on recent outcomes (the newest
     leads with known outcomes, which neither model trained on). Returns 1 when it trained."""
     latest = registry.latest_id(conn)
     now = ws.clock.now()
-    if latest is not None and now - registry.get(conn, latest)["created_at"] < RETRAIN_EVERY:
+    if latest is None:
+        return 0  # retraining keeps a model fresh; the first one is trained on purpose
+    if now - registry.get(conn, latest)["created_at"] < RETRAIN_EVERY:
         return 0
     current = registry.active(ws, conn)
     options = TrainOptions(target=current.target if current else None)
