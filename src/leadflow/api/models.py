@@ -54,6 +54,7 @@ class BacktestIn(BaseModel):
 
     config: str = Field(min_length=1, max_length=1_000_000, description="the proposed leadflow.yaml, as text")
     since: datetime | None = None
+    target: str | None = Field(default=None, max_length=32, description="the stage that counts as converted")
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +199,7 @@ def backtest_config(request: Request, body: Annotated[BacktestIn, Body()], key: 
     from leadflow.model import backtest
 
     ws = _ws(request)
-    result = backtest.backtest(ws, body.config, since=body.since)
+    result = backtest.backtest(ws, body.config, since=body.since, target=body.target)
     return idempotency.run(ws, request, key.actor, body, lambda conn: (200, result, {}))
 
 

@@ -28,7 +28,7 @@ from leadflow.clock import FrozenClock
 from leadflow.config.loader import CONFIG_FILE, load_config_text
 from leadflow.db.engine import sqlite_url
 from leadflow.db.tables import lead_events, leads
-from leadflow.errors import InvalidInput, LeadflowError
+from leadflow.errors import InvalidInput, LeadflowError, Problem
 from leadflow.model.dataset import reached
 from leadflow.workspace import DATABASE_FILE, Workspace
 
@@ -215,7 +215,9 @@ def _weeks(rows: Sequence[Mapping[str, Any]]) -> float:
     return max(1.0, span)
 
 
-def backtest(ws: Workspace, proposed_text: str, *, since: datetime | None = None) -> dict[str, Any]:
+def backtest(
+    ws: Workspace, proposed_text: str, *, since: datetime | None = None, target: str | None = None
+) -> dict[str, Any]:
     """The current and the proposed configuration replayed over this workspace's history."""
     try:
         proposed = load_config_text(proposed_text)
@@ -226,10 +228,15 @@ def backtest(ws: Workspace, proposed_text: str, *, since: datetime | None = None
     if not past["leads"]:
         raise InvalidInput("no history to replay", [])
     order = ws.config.stages.order
-    target = ws.config.stages.target
+    target = target or ws.config.stages.target
+    if target not in order:
+        raise InvalidInput(
+            "unknown target", [Problem("target", f"{target!r} is not a funnel stage: {', '.join(order)}")]
+        )
     current = judge(replay(ws.loaded.text, past), past, order, target)
     candidate = judge(replay(proposed_text, past), past, order, target)
     return {
+        "target": target,
         "leads": len(past["leads"]),
         "activities": len(past["activity"]),
         "from": past["leads"][0]["created_at"].isoformat(),

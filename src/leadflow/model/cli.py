@@ -218,6 +218,9 @@ def backtest(
     config: Annotated[Path, typer.Option("--config", help="The proposed leadflow.yaml.")],
     workspace: WorkspaceOpt = None,
     since: Annotated[str | None, typer.Option(help="Replay leads created from this date (YYYY-MM-DD).")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="The stage that counts as converted (default: the target).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay history under a proposed configuration and the current one: MQL volume,
@@ -237,7 +240,7 @@ def backtest(
         except ValueError:
             raise typer.BadParameter(f"{since!r} is not a date; write YYYY-MM-DD", param_hint="--since") from None
     ws = _open(workspace)
-    result = run(ws, config.read_text(encoding="utf-8"), since=start)
+    result = run(ws, config.read_text(encoding="utf-8"), since=start, target=target)
     ws.close()
     if as_json:
         _dump(result)

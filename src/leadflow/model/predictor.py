@@ -66,7 +66,7 @@ class Predictor:
         import lightgbm as lgb
 
         data = json.loads(meta) if isinstance(meta, str) else meta
-        booster = lgb.Booster(model_str=model_text, params={"num_threads": 1})
+        booster = lgb.Booster(model_str=model_text)
         return cls(booster, Encoding.from_dict(data["encoding"]), data["calibration"], model_text)
 
     # -- scoring -------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ def train(
     report = {
         "target": target,
         "holdout_share": options.holdout,
+        "outcome_window_days": options.outcome_window_days,
         "rows": len(data.y),
         "converted": int(sum(data.y)),
         "unknown_outcome": data.unknown,
@@ -160,7 +161,12 @@ def evaluate(
     if version_id is None:
         raise InvalidInput("no model to evaluate", [Problem("version", "train one first: leadflow model train")])
     version = registry.get(conn, version_id)
-    options = options or TrainOptions(target=version["target"], holdout=version["report"].get("holdout_share", 0.25))
+    stored = version["report"]
+    options = options or TrainOptions(
+        target=version["target"],
+        holdout=stored.get("holdout_share", 0.25),
+        outcome_window_days=stored.get("outcome_window_days", 90),
+    )
     data = load_dataset(ws, conn, options)
     if len(data.y) < 10:
         raise InvalidInput("too few leads with known outcomes to evaluate", [Problem("rows", f"{len(data.y)} leads")])

@@ -23,8 +23,11 @@ from leadflow.model.predictor import Predictor
 
 PARAMS: dict[str, Any] = {
     "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 31,
+    # Small trees: TreeSHAP explanations cost O(trees x leaves x depth^2) per lead; depth 5 keeps
+    # an explained score near 0.2 ms (31 leaves cost ~1 ms) at the same held-out AUC.
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "max_depth": 5,
     "min_data_in_leaf": 20,
     "feature_fraction": 0.8,
     "bagging_fraction": 0.8,
@@ -34,7 +37,7 @@ PARAMS: dict[str, Any] = {
     "min_data_per_group": 20,
     "max_cat_to_onehot": 4,
     "verbose": -1,
-    "num_threads": 2,
+    "num_threads": 1,  # on a shared machine OpenMP threads spin against each other: 1 is faster
     "seed": 7,
     "deterministic": True,
 }
