@@ -222,7 +222,10 @@ def backtest(
     try:
         proposed = load_config_text(proposed_text)
     except LeadflowError as exc:
-        raise InvalidInput(f"the proposed configuration is not valid: {exc.message}", exc.problems) from exc
+        problems = [Problem(f"config.{p.field}", p.message, p.line) for p in exc.problems] or [
+            Problem("config", exc.message)
+        ]
+        raise InvalidInput(f"the proposed configuration is not valid: {exc.message}", problems) from exc
     with ws.reader() as conn:
         past = history(conn, since=since)
     if not past["leads"]:

@@ -101,7 +101,7 @@ def train(
     learn = np.concatenate([split.fit, split.calibrate])
     candidates = frame.select([n for n in frame.names if n not in exclude])
     # The guard looks only at the rows the model learns from: the holdout stays unseen.
-    flags = list(history_flags) + screen(candidates.rows(learn), target[learn], guard)
+    flags = merge_flags([*history_flags, *screen(candidates.rows(learn), target[learn], guard)])
     flagged = {f.feature for f in flags}
     forced = [f for f in force if f in flagged]
     dropped = sorted(flagged - set(force))
@@ -160,6 +160,19 @@ def calibrate(raw: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     margin = np.log(p / (1 - p)).reshape(-1, 1)
     platt = LogisticRegression(C=1e6, max_iter=1000).fit(margin, y)
     return {"method": "platt", "a": float(platt.coef_[0][0]), "b": float(platt.intercept_[0])}
+
+
+def merge_flags(flags: Sequence[Flag]) -> list[Flag]:
+    """One flag per feature, its reasons and evidence together."""
+    merged: dict[str, Flag] = {}
+    for flag in flags:
+        seen = merged.get(flag.feature)
+        merged[flag.feature] = (
+            flag
+            if seen is None
+            else Flag(flag.feature, f"{seen.reason}; {flag.reason}", {**seen.evidence, **flag.evidence})
+        )
+    return list(merged.values())
 
 
 def _check(frame: Frame, y: np.ndarray, times: Sequence[Any], holdout: float) -> None:
