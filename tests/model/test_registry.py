@@ -99,23 +99,23 @@ def test_train_activate_stamp_and_roll_back(ws: Workspace, clock: FrozenClock) -
 
 def test_retrain_activates_only_a_better_model(ws: Workspace, clock: FrozenClock) -> None:
     make_history(ws, clock, leak=False)
+    assert service.retrain(ws) == 0  # no first model: nothing to keep fresh
     with ws.transaction() as conn:
-        assert service.retrain(ws, conn) == 0  # no first model: nothing to keep fresh
         weak = service.train(
-            ws, conn, service.TrainOptions(outcome_window_days=90, exclude=("industry", "custom.plan"))
+            ws, conn, service.TrainOptions(outcome_window_days=30, exclude=("industry", "custom.plan"))
         )["version"]
         registry.activate(ws, conn, weak, actor="test", reason="weak on purpose")
-        assert service.retrain(ws, conn) == 0  # the newest version is fresh
+    assert service.retrain(ws) == 0  # the newest version is fresh
     clock.advance(days=8)
-    with ws.transaction() as conn:
-        assert service.retrain(ws, conn) == 1
+    assert service.retrain(ws) == 1
+    with ws.reader() as conn:
         fresh = registry.latest_id(conn)
         challenge = registry.get(conn, fresh)["report"]["challenge"]
         assert challenge["activate"] and challenge["candidate_auc"] > challenge["incumbent_auc"]
         assert registry.active_id(conn) == fresh
     clock.advance(days=8)
-    with ws.transaction() as conn:
-        assert service.retrain(ws, conn) == 1  # the same data again: equal, so not better
+    assert service.retrain(ws) == 1  # the same data again: equal, so not better
+    with ws.reader() as conn:
         newest = registry.latest_id(conn)
         assert newest != fresh
         assert registry.get(conn, newest)["report"]["challenge"]["activate"] is False

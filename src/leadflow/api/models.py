@@ -118,8 +118,11 @@ def train_model(request: Request, body: Annotated[TrainIn, Body()], key: Admin) 
         since=body.since,
     )
 
+    with ws.reader() as conn:  # the trees grow on a snapshot, without the write lock
+        candidate = service.fit_version(ws, conn, options, actor=key.actor)
+
     def work(conn: Connection) -> tuple[int, dict[str, Any], dict[str, str]]:
-        report = service.train(ws, conn, options, actor=key.actor)
+        report = service.save_version(conn, candidate)
         if body.activate:
             registry.activate(ws, conn, report["version"], actor=key.actor, reason="activated when trained")
         report["active"] = body.activate

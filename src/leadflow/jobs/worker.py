@@ -42,7 +42,7 @@ TASKS: dict[str, Periodic] = {
     "webhooks.enqueue": Periodic("webhooks.enqueue", 2.0, run=webhook_service.enqueue),
     "webhooks.send": Periodic("webhooks.send", 2.0, own=webhook_service.send_due),
     "api.expire_idempotency_keys": Periodic("api.expire_idempotency_keys", 3600.0, run=idempotency.expire),
-    "model.retrain": Periodic("model.retrain", 3600.0, run=model_service.retrain),
+    "model.retrain": Periodic("model.retrain", 3600.0, own=model_service.retrain),
 }
 
 

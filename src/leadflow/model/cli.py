@@ -89,8 +89,10 @@ def train(
         force=tuple(force or ()),
         outcome_window_days=window_days,
     )
+    with ws.reader() as conn:  # the trees grow on a snapshot, without the write lock
+        candidate = service.fit_version(ws, conn, options, actor="cli")
     with ws.transaction() as conn:
-        report = service.train(ws, conn, options, actor="cli")
+        report = service.save_version(conn, candidate)
         if activate:
             registry.activate(ws, conn, report["version"], actor="cli", reason="activated when trained")
     if as_json:

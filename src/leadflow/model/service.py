@@ -47,7 +47,16 @@ def load_dataset(ws: Workspace, conn: Connection, options: TrainOptions) -> data
     )
 
 
-def train(
+@dataclass
+class Candidate:
+    """A trained version not yet stored: its row and the predictor behind it."""
+
+    values: dict[str, Any]
+    predictor: Any
+    data: dataset.Dataset
+
+
+def fit_version(
     ws: Workspace,
     conn: Connection,
     options: TrainOptions | None = None,
@@ -55,8 +64,9 @@ def train(
     actor: str = "cli",
     trigger: str = "manual",
     data: dataset.Dataset | None = None,
-) -> dict[str, Any]:
-    """Train a version from the leads with known outcomes and store it (not activated)."""
+) -> Candidate:
+    """Train a version from the leads with known outcomes; reads only (so it can run in a read
+    transaction and keep the write lock free while the trees grow)."""
     from leadflow.model import evaluation
     from leadflow.model.training import train as fit
 
@@ -105,24 +115,39 @@ def train(
         "seconds": round(result.seconds, 3),
         **result.report,
     }
-    version_id = registry.save(
-        conn,
-        {
-            "target": target,
-            "created_at": ws.clock.now(),
-            "created_by": actor,
-            "trigger": trigger,
-            "train_from": start,
-            "train_to": end,
-            "rows": len(data.y),
-            "features": features,
-            "report": plain(report),
-            "model_text": predictor.model_text,
-            "meta": predictor.meta(),
-            "config_version": ws.version,
-        },
-    )
-    return {"version": version_id, **plain(report)}
+    values = {
+        "target": target,
+        "created_at": ws.clock.now(),
+        "created_by": actor,
+        "trigger": trigger,
+        "train_from": start,
+        "train_to": end,
+        "rows": len(data.y),
+        "features": features,
+        "report": plain(report),
+        "model_text": predictor.model_text,
+        "meta": predictor.meta(),
+        "config_version": ws.version,
+    }
+    return Candidate(values, predictor, data)
+
+
+def save_version(conn: Connection, candidate: Candidate) -> dict[str, Any]:
+    version_id = registry.save(conn, candidate.values)
+    return {"version": version_id, **candidate.values["report"]}
+
+
+def train(
+    ws: Workspace,
+    conn: Connection,
+    options: TrainOptions | None = None,
+    *,
+    actor: str = "cli",
+    trigger: str = "manual",
+    data: dataset.Dataset | None = None,
+) -> dict[str, Any]:
+    """Train a version and store it (not activated), in the caller's transaction."""
+    return save_version(conn, fit_version(ws, conn, options, actor=actor, trigger=trigger, data=data))
 
 
 def plain(value: Any) -> Any:
@@ -192,46 +217,40 @@ def evaluate(
 # -- retraining --------------------------------------------------------------------------------
 
 
-def retrain(ws: Workspace, conn: Connection) -> int:
+def retrain(ws: Workspace) -> int:
     """``model.retrain``: once a first model exists, whenever the newest version is older than
-    ``RETRAIN_EVERY``, train a new
-    one and activate it only if it beats the model in force on recent outcomes (the newest
-    leads with known outcomes, which neither model trained on). Returns 1 when it trained."""
-    latest = registry.latest_id(conn)
-    now = ws.clock.now()
-    if latest is None:
-        return 0  # retraining keeps a model fresh; the first one is trained on purpose
-    if now - registry.get(conn, latest)["created_at"] < RETRAIN_EVERY:
-        return 0
-    current = registry.active(ws, conn)
-    options = TrainOptions(target=current.target if current else None)
-    data = load_dataset(ws, conn, options)
-    try:
-        trained = train(ws, conn, options, actor="worker", trigger="schedule", data=data)
-    except InvalidInput:
-        return 0  # not enough history yet; try again next round
-    decision = challenge(ws, conn, trained["version"], data, options)
-    report = {**trained, "challenge": decision}
-    from sqlalchemy import update
-
-    from leadflow.db.tables import model_versions
-
-    conn.execute(
-        update(model_versions)
-        .where(model_versions.c.id == trained["version"])
-        .values(report=plain(_without_id(report)))
-    )
-    if decision["activate"]:
-        registry.activate(ws, conn, trained["version"], actor="worker", reason=decision["why"])
+    ``RETRAIN_EVERY``, train a new one and activate it only if it beats the model in force on
+    recent outcomes (the newest leads with known outcomes, which the candidate did not learn
+    from). The training runs on a read snapshot; storing it takes a short write transaction that
+    first checks no other worker stored one meanwhile. Returns 1 when it stored a version."""
+    with ws.reader() as conn:
+        latest = registry.latest_id(conn)
+        if latest is None:
+            return 0  # retraining keeps a model fresh; the first one is trained on purpose
+        if ws.clock.now() - registry.get(conn, latest)["created_at"] < RETRAIN_EVERY:
+            return 0
+        current = registry.active(ws, conn)
+        options = TrainOptions(
+            target=current.target if current else None,
+            outcome_window_days=registry.get(conn, latest)["report"].get("outcome_window_days", 90),
+        )
+        try:
+            candidate = fit_version(ws, conn, options, actor="worker", trigger="schedule")
+        except InvalidInput:
+            return 0  # not enough history yet; try again next round
+        decision = challenge(ws, conn, candidate.predictor, candidate.data, options)
+    candidate.values["report"] = {**candidate.values["report"], "challenge": plain(decision)}
+    with ws.transaction() as conn:
+        if registry.latest_id(conn) != latest:
+            return 0  # another worker stored a version meanwhile
+        stored = save_version(conn, candidate)
+        if decision["activate"]:
+            registry.activate(ws, conn, stored["version"], actor="worker", reason=decision["why"])
     return 1
 
 
-def _without_id(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in report.items() if k != "version"}
-
-
 def challenge(
-    ws: Workspace, conn: Connection, candidate: int, data: dataset.Dataset, options: TrainOptions
+    ws: Workspace, conn: Connection, cand: Any, data: dataset.Dataset, options: TrainOptions
 ) -> dict[str, Any]:
     """Whether ``candidate`` should replace the model in force: both score the recent outcomes
     (the candidate's holdout); with no model in force, the candidate must beat the rule score."""
@@ -240,7 +259,6 @@ def challenge(
     split = time_split(data.times, options.holdout)
     recent = split.holdout
     y = np.asarray(data.y, dtype=float)[recent]
-    cand = registry.predictor_for(ws, conn, candidate)
     cand_auc = rank_auc(cand.probabilities(cand.encoding.encode(data.frame.rows(recent))), y)
     current = registry.active_id(conn)
     if current is not None:
