@@ -29,6 +29,7 @@ def test_model_endpoints(live: LiveServer, clock: FrozenClock) -> None:
     _problem(c.post("/api/v1/models", json={}), 422, "rows")
     _problem(c.get("/api/v1/models/threshold", params={"capacity": 0}), 422, "query.capacity")
     _problem(c.post("/api/v1/models/backtest", json={"config": "scoring: [1"}), 422, "config.(syntax)")
+    _problem(c.post("/api/v1/models/backtest", json={"config": "a: \u0005"}), 422, "config")
 
     reader = LiveServer.create_key(live, "reader", ["leads:read", "metrics:read"])
     as_reader = {"Authorization": f"Bearer {reader}"}

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import Connection, select
 
 from leadflow import events as ev
@@ -221,6 +222,8 @@ def backtest(
     """The current and the proposed configuration replayed over this workspace's history."""
     try:
         proposed = load_config_text(proposed_text)
+    except yaml.YAMLError as exc:  # what the loader does not turn into a ConfigError (e.g. control characters)
+        raise InvalidInput("the proposed configuration is not valid YAML", [Problem("config", str(exc)[:300])]) from exc
     except LeadflowError as exc:
         problems = [Problem(f"config.{p.field}", p.message, p.line) for p in exc.problems] or [
             Problem("config", exc.message)
