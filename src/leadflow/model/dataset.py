@@ -2,10 +2,13 @@
 
 A lead's features are its fields (source, country, industry, size, consent, custom fields...) and
 its history *before the moment it is judged*: for a converted lead the moment it reached the
-target stage, for the others the end of the training window. So nothing that happened because a
+target stage, for the others the same age (see below). So nothing that happened because a
 lead converted (the won deal, the onboarding calls) can teach the model. The same function
 (:func:`lead_features`) builds the features of a lead being scored now, so training and scoring
 cannot drift apart.
+
+A lead that did not convert is judged at the age at which converted leads typically converted
+(the median), so both classes are seen at comparable moments of their lives.
 
 Outcomes: a lead is positive when it reached the target stage (or a later one in the funnel);
 negative when it was closed (disqualified, lost) or had ``outcome_window`` to convert and did not;
@@ -156,6 +159,7 @@ def build(
     records, y, times, lead_ids, outcome_at, rule_scores = [], [], [], [], {}, []
     first_set: dict[str, dict[int, datetime]] = defaultdict(dict)
     unknown = 0
+    judged: list[tuple[dict[str, Any], list[dict[str, Any]], int, datetime | None]] = []
     for lead in rows:
         history = by_lead.get(lead["id"], [])
         converted_at = next(
@@ -163,13 +167,19 @@ def build(
             None,
         )
         if converted_at is not None:
-            label, judged_at = 1, converted_at
             outcome_at[lead["id"]] = converted_at
+            judged.append((lead, history, 1, converted_at))
         elif lead["stage"] in CLOSED or lead["created_at"] <= as_of - outcome_window:
-            label, judged_at = 0, as_of
+            judged.append((lead, history, 0, None))
         else:
             unknown += 1
-            continue
+    # A lead that did not convert is judged at the age converters typically convert at (not at
+    # the end of the window): otherwise recency and activity counts would tell the classes apart
+    # by how long each was watched, not by what the leads did.
+    delays = sorted((at - lead["created_at"]) for lead, _, label, at in judged if label and at is not None)
+    typical = delays[len(delays) // 2] if delays else outcome_window
+    for lead, history, label, converted_at in judged:
+        judged_at = converted_at if converted_at is not None else min(as_of, lead["created_at"] + typical)
         records.append(lead_features(lead, history, judged_at))
         y.append(label)
         times.append(lead["created_at"])
