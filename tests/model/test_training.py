@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leadflow.errors import InvalidInput
 from leadflow.model.predictor import BASE, Predictor
@@ -89,3 +91,31 @@ def test_xeducation_figures() -> None:
     assert figures["predictive"]["brier"] <= 0.13
     assert figures["predictive"]["auc"] - figures["naive_bayes"]["auc"] >= 0.03
     assert len(result.split.holdout) == round(len(y) * 0.25)
+
+
+_records = st.fixed_dictionaries(
+    {
+        "channel": st.one_of(st.none(), st.sampled_from(["ads", "seo", "referral", "event", "never seen"])),
+        "visits": st.one_of(st.none(), st.integers(-5, 500), st.text(max_size=3)),
+        "country": st.one_of(st.none(), st.text(max_size=5)),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(record=_records)
+def test_any_lead_gets_a_score_whose_explanation_sums_to_its_margin(record: dict) -> None:  # type: ignore[type-arg]
+    predictor = _shared_model().predictor
+    prediction = predictor.predict(record, top=3)
+    assert 0 <= prediction.score <= 100
+    assert math.isclose(sum(c["contribution"] for c in prediction.contributions), prediction.margin, abs_tol=1e-4)
+
+
+_CACHE: dict[str, object] = {}
+
+
+def _shared_model():  # type: ignore[no-untyped-def]
+    if "model" not in _CACHE:
+        frame, y, times = synthetic_frame()
+        _CACHE["model"] = train(frame, y, times)
+    return _CACHE["model"]
