@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import csv_import, http_capture, nurture, pipeline, routing, scoring, xeducation
+from bench import csv_import, http_capture, model, nurture, pipeline, routing, scoring, xeducation
 
 BENCHMARKS = {
     "pipeline": pipeline.run,
     "scoring": scoring.run,
     "xeducation": xeducation.run,
+    "model": model.run,
     "http_capture": http_capture.run,
     "csv_import": csv_import.run,
     "routing": routing.run,

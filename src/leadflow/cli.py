@@ -36,6 +36,9 @@ nurture_app = typer.Typer(help="Nurture sequences for leads that are not ready y
 app.add_typer(nurture_app, name="nurture")
 privacy_app = typer.Typer(help="A person's data on request: export and erase.", no_args_is_help=True)
 app.add_typer(privacy_app, name="privacy")
+from leadflow.model.cli import model_app  # noqa: E402
+
+app.add_typer(model_app, name="model")
 
 console = Console()
 err = Console(stderr=True)

@@ -30,6 +30,7 @@ from leadflow.handoff.service import hand_off
 from leadflow.identity.accounts import link_accounts
 from leadflow.identity.service import anonymous_history, find_by_email_keys, link_visitors
 from leadflow.leads.service import LEAD_COLUMNS, PROJECTION_COLUMNS, load_for_update, require_live, save_projections
+from leadflow.model import scoring as predictive
 from leadflow.qualify import product
 from leadflow.qualify.criteria import ReviewFlag
 from leadflow.qualify.review import open_items
@@ -373,6 +374,13 @@ def _write(ws: Workspace, conn: Connection, plans: list[_Plan]) -> list[LeadResu
     rows.extend(assigned)
     rows.extend(handed)
     rows.extend(open_items(ws, conn, [(p.lead, p.review) for p in plans if p.review is not None], now))
+    predictive.stamp(
+        ws,
+        conn,
+        rows,
+        {p.lead["id"]: p.lead for p in plans},
+        [p.lead["id"] for p in plans if p.before is not None or p.link_visitor],
+    )
     ev.append(conn, rows)
     for result, plan in zip(results, plans, strict=True):
         if plan.assignment is not None:
@@ -520,6 +528,7 @@ def record_activities(ws: Workspace, conn: Connection, activities: Sequence[Acti
         touched.update(lead["id"] for lead, _, _ in handoffs)
     if touched:
         save_projections(conn, [current[i] for i in sorted(touched)])
+    predictive.stamp(ws, conn, rows, current, current)
     ev.append(conn, rows)
     return results
 

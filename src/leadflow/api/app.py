@@ -12,6 +12,7 @@ from leadflow.api import errors
 from leadflow.api.activity import router as events_router
 from leadflow.api.errors import problem
 from leadflow.api.leads import router as leads_router
+from leadflow.api.models import router as models_router
 from leadflow.api.nurture import router as nurture_router
 from leadflow.api.privacy import router as privacy_router
 from leadflow.api.reviews import router as reviews_router
@@ -114,6 +115,7 @@ def create_app(ws: Workspace) -> FastAPI:
         return {"status": "ok", "database": workspace.dialect, "config_version": workspace.version}
 
     app.include_router(leads_router)
+    app.include_router(models_router)
     app.include_router(reviews_router)
     app.include_router(routing_router)
     app.include_router(events_router)

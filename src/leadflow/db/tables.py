@@ -543,3 +543,37 @@ revenue = Table(
     Index(None, "lead_id"),
     Index(None, "account_id"),
 )
+
+# Predictive model versions: the trees as LightGBM model text, the encoding and calibration, and
+# the training report (window, features, leakage flags, metrics). Never deleted: a score event
+# names its version, so any past score can be explained.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("trigger", String(16), nullable=False),  # manual | schedule
+    Column("train_from", UtcDateTime),  # leads created in this window trained it
+    Column("train_to", UtcDateTime),
+    Column("rows", Integer, nullable=False),
+    Column("features", Json, nullable=False),
+    Column("report", Json, nullable=False),  # leakage flags, exclusions, metrics, parameters
+    Column("model_text", Text, nullable=False),
+    Column("meta", Json, nullable=False),  # encoding and calibration
+    Column("config_version", String(32), nullable=False),
+    Index(None, "created_at"),
+)
+
+# Which version scores leads: the newest row is in force (version_id NULL: none, rules only).
+model_activations = Table(
+    "model_activations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", Id, ForeignKey("model_versions.id")),
+    Column("previous_version_id", Id),
+    Column("activated_at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("reason", String(300), nullable=False),
+)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from leadflow.api import idempotency
+from leadflow.model import service as model_service
 from leadflow.notify import service as notify_service
 from leadflow.nurture import service as nurture_service
 from leadflow.routing import service as routing_service
@@ -44,6 +45,7 @@ TASKS: dict[str, Periodic] = {
     "webhooks.enqueue": Periodic("webhooks.enqueue", 2.0, run=webhook_service.enqueue),
     "webhooks.send": Periodic("webhooks.send", 2.0, own=webhook_service.send_due),
     "api.expire_idempotency_keys": Periodic("api.expire_idempotency_keys", 3600.0, run=idempotency.expire),
+    "model.retrain": Periodic("model.retrain", 3600.0, own=model_service.retrain),
 }
 
 

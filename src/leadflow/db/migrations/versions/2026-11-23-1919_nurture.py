@@ -1,7 +1,7 @@
 """nurture
 
 Revision ID: 0010_nurture
-Revises: 0006_routing
+Revises: 0008_model
 Create Date: 2026-11-23 19:19:40.810606
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import leadflow.db.types
 
 revision = "0010_nurture"
-down_revision = "0006_routing"
+down_revision = "0008_model"
 branch_labels = None
 depends_on = None
 

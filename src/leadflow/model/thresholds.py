@@ -1,0 +1,115 @@
+"""Threshold advice: where to set the MQL bar so that the team works the leads most likely to
+convert without drowning.
+
+Given the team's capacity (leads it can work per week) and the recent inflow, every threshold is
+judged by the MQLs per week it would send (the recent leads' scores) and the share of conversions
+it would have caught (the scores and outcomes of past leads). The advice is the lowest threshold
+whose MQL volume fits in the capacity: any higher one catches fewer conversions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from leadflow.db.tables import leads
+from leadflow.errors import InvalidInput, Problem
+from leadflow.model import dataset, registry
+from leadflow.workspace import Workspace
+
+
+def advise_from(
+    past_scores: Sequence[float],
+    past_outcomes: Sequence[int],
+    recent_scores: Sequence[float],
+    weeks: float,
+    capacity_per_week: float,
+    step: int = 1,
+) -> dict[str, Any]:
+    """The pure decision: a table of thresholds and the advised one."""
+    past = np.asarray(past_scores, dtype=float)
+    y = np.asarray(past_outcomes, dtype=float)
+    recent = np.asarray(recent_scores, dtype=float)
+    conversions = y.sum()
+    inflow = len(recent) / weeks if weeks else 0.0
+    table = []
+    for t in range(0, 101):
+        above = past >= t
+        table.append(
+            {
+                "threshold": t,
+                "mql_per_week": round(float((recent >= t).sum() / weeks), 2) if weeks else 0.0,
+                "conversions_captured": round(float(y[above].sum() / conversions), 4) if conversions else None,
+                "mql_conversion_rate": round(float(y[above].mean()), 4) if above.any() else None,
+            }
+        )
+    fitting = [row for row in table if row["mql_per_week"] <= capacity_per_week]
+    advised = fitting[0] if fitting else table[-1]
+    return {
+        "capacity_per_week": capacity_per_week,
+        "inflow_per_week": round(inflow, 2),
+        "weeks": weeks,
+        "past_leads": len(past),
+        "past_conversions": int(conversions),
+        "advised": advised,
+        "within_capacity": bool(fitting),
+        "table": [row for row in table if row["threshold"] % step == 0 or row is advised],
+    }
+
+
+def advise(
+    ws: Workspace,
+    conn: Connection,
+    capacity_per_week: float,
+    *,
+    weeks: int = 8,
+    using: str = "auto",
+    outcome_window_days: int = 90,
+) -> dict[str, Any]:
+    """Advice for this workspace, on the active model's score (``using="model"``), the rule
+    score (``"rules"``), or the model when one is active (``"auto"``)."""
+    problems = []
+    if capacity_per_week <= 0:
+        problems.append(Problem("capacity", "the team's capacity must be more than 0 leads per week"))
+    if not 1 <= weeks <= 104:
+        problems.append(Problem("weeks", "look back between 1 and 104 weeks"))
+    if using not in ("auto", "model", "rules"):
+        problems.append(Problem("using", "one of auto, model, rules"))
+    if problems:
+        raise InvalidInput("cannot advise a threshold", problems)
+    active = registry.active(ws, conn)
+    if using == "model" and active is None:
+        raise InvalidInput("no model is active", [Problem("using", "activate a model or use rules")])
+    use_model = active is not None and using != "rules"
+    now = ws.clock.now()
+    data = dataset.build(
+        conn,
+        order=ws.config.stages.order,
+        target=active.target if use_model and active else ws.config.stages.target,
+        as_of=now,
+        outcome_window=timedelta(days=outcome_window_days),
+    )
+    recent_rows = [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(leads).where(leads.c.merged_into_id.is_(None), leads.c.created_at >= now - timedelta(weeks=weeks))
+        )
+    ]
+    if use_model and active is not None:
+        predictor = active.predictor
+        past = predictor.scores(predictor.encoding.encode(data.frame)) if len(data.y) else np.array([])
+        history = dataset.events_of(conn, [r["id"] for r in recent_rows])
+        recent = [
+            predictor.predict(dataset.lead_features(r, history.get(r["id"], []), now), top=1).score for r in recent_rows
+        ]
+    else:
+        past = np.asarray(data.rule_scores, dtype=float)
+        recent = [r["score"] for r in recent_rows]
+    out = advise_from(past, data.y, recent, weeks, capacity_per_week, step=5)
+    out["score"] = f"model version {active.version_id}" if use_model and active else "rules"
+    out["current_mql_threshold"] = ws.rules.scoring.mql_threshold
+    return out
