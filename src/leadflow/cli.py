@@ -36,6 +36,8 @@ nurture_app = typer.Typer(help="Nurture sequences for leads that are not ready y
 app.add_typer(nurture_app, name="nurture")
 privacy_app = typer.Typer(help="A person's data on request: export and erase.", no_args_is_help=True)
 app.add_typer(privacy_app, name="privacy")
+user_app = typer.Typer(help="People who sign in to the dashboard.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 from leadflow.model.cli import model_app  # noqa: E402
 
 app.add_typer(model_app, name="model")
@@ -261,6 +263,11 @@ def demo(
         data = overview(ws, conn, summary.start, date.fromordinal(today.toordinal() + 1))
     print_overview(data)
     console.print(f"Explore it: [bold]leadflow report --workspace {ws.path}[/bold]")
+    with ws.transaction() as conn:
+        demo_users = _demo_users(ws, conn)
+    console.print(f"Dashboard: http://{host}:{port}/app — sign in as (password [bold]{DEMO_PASSWORD}[/bold]):")
+    for email, role in demo_users:
+        console.print(f"  {role:<9} {email}")
     if serve_:
         from leadflow.access.keys import create_key
 
@@ -785,3 +792,70 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- dashboard users -------------------------------------------------------------------------------
+
+DEMO_PASSWORD = "leadflow-demo"
+
+
+def _demo_users(ws: Any, conn: Any) -> list[tuple[str, str]]:
+    """One demo user per role: a rep (the first owner), the manager of that team, a marketer, an admin."""
+    from leadflow.dashboard.users import create_user
+    from leadflow.routing.service import list_owners
+
+    owners = [o for o in list_owners(conn) if o["active"]]
+    first = owners[0] if owners else None
+    now = ws.clock.now()
+    made = []
+    for role, email, owner, team in (
+        ("rep", f"{first['id']}@demo.leadflow" if first else "rep@demo.leadflow", first["id"] if first else None, None),
+        ("manager", "manager@demo.leadflow", None, first["team_id"] if first else None),
+        ("marketer", "marketer@demo.leadflow", None, None),
+        ("admin", "admin@demo.leadflow", None, None),
+    ):
+        if role in ("rep", "manager") and first is None:
+            continue
+        create_user(
+            conn, email, DEMO_PASSWORD, role, now, owner=owner, team=team, name=f"Demo {role}" if not owner else None
+        )
+        made.append((email, role))
+    return made
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    role: Annotated[str, typer.Option(help="rep, manager, marketer or admin.")] = "rep",
+    owner: Annotated[str | None, typer.Option(help="The owner a rep or manager works as.")] = None,
+    team: Annotated[str | None, typer.Option(help="The team a manager sees (default: the owner's team).")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
+    ] = "",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Add a person who signs in to the dashboard (the password is stored as an argon2 hash)."""
+    from leadflow.dashboard.users import create_user
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        user = create_user(conn, email, password, role, ws.clock.now(), owner=owner, team=team, name=name)
+    ws.close()
+    console.print(f"user {user.email} created: {user.role}, owner {user.owner_id or '—'}, team {user.team_id or '—'}")
+
+
+@user_app.command("list")
+def user_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Dashboard users and their roles."""
+    from leadflow.dashboard.users import list_users
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        rows = list_users(conn)
+    ws.close()
+    if as_json:
+        _dump(rows)
+        return
+    for r in rows:
+        console.print(f"{r['email']:<32} {r['role']:<9} owner {r['owner_id'] or '—'}  team {r['team_id'] or '—'}")

@@ -20,6 +20,7 @@ from leadflow.api.routing import router as routing_router
 from leadflow.api.sales import router as sales_router
 from leadflow.api.web_to_lead import router as w2l_router
 from leadflow.api.webhooks import router as webhooks_router
+from leadflow.dashboard.routes import install as install_dashboard
 from leadflow.workspace import Workspace
 
 BODY_LIMIT = 4 * 1024 * 1024  # a 1,000-lead batch is well under this
@@ -124,5 +125,6 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(w2l_router)
     app.include_router(nurture_router)
     app.include_router(privacy_router)
+    install_dashboard(app)
     app.add_middleware(BodyLimit, limits={"/w2l": ws.rules.capture.web_to_lead.max_bytes}, default=BODY_LIMIT)
     return app

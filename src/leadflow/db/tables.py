@@ -577,3 +577,20 @@ model_activations = Table(
     Column("actor", String(100), nullable=False),
     Column("reason", String(300), nullable=False),
 )
+
+# People who sign in to the dashboard; a rep or manager is linked to an owner (reps see their leads,
+# managers their team's). Passwords are stored as argon2 hashes only.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200)),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # rep | manager | marketer | admin
+    Column("owner_id", String(64)),
+    Column("team_id", String(64)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_sign_in_at", UtcDateTime),
+    Column("disabled_at", UtcDateTime),
+)

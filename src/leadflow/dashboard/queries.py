@@ -1,0 +1,328 @@
+"""The dashboard's reads. Every query over leads goes through :func:`readable_leads` for the user."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, func, select
+
+from leadflow import events as ev
+from leadflow.dashboard.access import readable_leads, readable_owners
+from leadflow.dashboard.users import User
+from leadflow.db.tables import lead_events, leads, model_activations, model_versions, owners, revenue, spend
+from leadflow.errors import NotFound
+from leadflow.handoff.service import HANDOFF_TYPES
+from leadflow.metrics.periods import periods_table, split
+from leadflow.routing.service import CLOSED, open_loads
+from leadflow.workspace import Workspace
+
+INBOX_LIMIT = 50
+INBOX_COLUMNS = (
+    leads.c.id,
+    leads.c.first_name,
+    leads.c.last_name,
+    leads.c.email,
+    leads.c.company,
+    leads.c.title,
+    leads.c.stage,
+    leads.c.score,
+    leads.c.grade,
+    leads.c.owner_id,
+    leads.c.team_id,
+    leads.c.source,
+    leads.c.created_at,
+    leads.c.sla_due_at,
+    leads.c.first_contact_at,
+)
+
+
+def _live() -> Any:
+    return and_(leads.c.merged_into_id.is_(None), leads.c.erased_at.is_(None))
+
+
+def inbox(conn: Connection, user: User, *, limit: int = INBOX_LIMIT) -> list[dict[str, Any]]:
+    """Open leads the user may read: waiting for first contact first, by SLA deadline (soonest
+    first), then by score; contacted leads after them."""
+    waiting = case((leads.c.first_contact_at.is_(None), 0), else_=1)
+    no_deadline = case((leads.c.sla_due_at.is_(None), 1), else_=0)
+    stmt = (
+        select(*INBOX_COLUMNS)
+        .where(readable_leads(user), _live(), leads.c.stage.not_in(CLOSED))
+        .order_by(waiting, no_deadline, leads.c.sla_due_at, leads.c.score.desc(), leads.c.id)
+        .limit(limit)
+    )
+    rows = [dict(r._mapping) for r in conn.execute(stmt)]
+    pending = pending_handoffs(conn, [r["id"] for r in rows])
+    for r in rows:
+        r["handoff_pending"] = r["id"] in pending
+    return rows
+
+
+def pending_handoffs(conn: Connection, lead_ids: list[int]) -> set[int]:
+    """Which of these leads have a handoff waiting for sales to accept or reject it."""
+    if not lead_ids:
+        return set()
+    latest = (
+        select(lead_events.c.lead_id, func.max(lead_events.c.id).label("last"))
+        .where(lead_events.c.lead_id.in_(lead_ids), lead_events.c.type.in_(HANDOFF_TYPES))
+        .group_by(lead_events.c.lead_id)
+        .subquery()
+    )
+    stmt = select(lead_events.c.lead_id).join(latest, lead_events.c.id == latest.c.last)
+    stmt = stmt.where(lead_events.c.type == ev.HANDOFF_SENT)
+    return set(conn.execute(stmt).scalars())
+
+
+def can_read(conn: Connection, user: User, lead_id: int) -> bool:
+    """Whether the lead exists (404 otherwise) and this user may read it."""
+    exists = conn.execute(select(leads.c.id).where(leads.c.id == lead_id)).first()
+    if exists is None:
+        raise NotFound(f"no lead {lead_id}")
+    return conn.execute(select(leads.c.id).where(leads.c.id == lead_id, readable_leads(user))).first() is not None
+
+
+# -- teams and routing -------------------------------------------------------------------------
+
+
+def team_board(ws: Workspace, conn: Connection, user: User, *, days: int = 90) -> list[dict[str, Any]]:
+    """Per owner: open load, leads assigned today against daily capacity, out of office today,
+    and SLA attainment (first contact by the deadline) over the last ``days``."""
+    now = ws.clock.now()
+    today = now.date()
+    rows = [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(owners).where(readable_owners(user)).order_by(owners.c.team_id, owners.c.position, owners.c.id)
+        )
+    ]
+    ids = [r["id"] for r in rows]
+    loads = open_loads(conn, ids)
+    since = now - timedelta(days=days)
+    met = case(
+        (and_(leads.c.first_contact_at.is_not(None), leads.c.first_contact_at <= leads.c.sla_due_at), 1), else_=0
+    )
+    overdue = case((and_(leads.c.first_contact_at.is_(None), leads.c.sla_due_at < now), 1), else_=0)
+    sla = {
+        r.owner_id: r
+        for r in conn.execute(
+            select(
+                leads.c.owner_id,
+                func.count().label("with_sla"),
+                func.sum(met).label("met"),
+                func.sum(overdue).label("overdue"),
+            )
+            .where(leads.c.owner_id.in_(ids), leads.c.sla_due_at.is_not(None), leads.c.created_at >= since, _live())
+            .group_by(leads.c.owner_id)
+        )
+    }
+    day_start = datetime.combine(today, datetime.min.time(), tzinfo=now.tzinfo)
+    assigned_today = dict(
+        conn.execute(
+            select(leads.c.owner_id, func.count())
+            .where(leads.c.owner_id.in_(ids), leads.c.assigned_at >= day_start)
+            .group_by(leads.c.owner_id)
+        ).all()
+    )
+    out = []
+    for r in rows:
+        s = sla.get(r["id"])
+        with_sla = int(s.with_sla) if s else 0
+        away = [
+            a
+            for a in (r["out_of_office"] or [])
+            if date.fromisoformat(a["from"]) <= today <= date.fromisoformat(a["to"])
+        ]
+        out.append(
+            {
+                **r,
+                "load": loads.get(r["id"], 0),
+                "assigned_today": assigned_today.get(r["id"], 0),
+                "away": away[0] if away else None,
+                "with_sla": with_sla,
+                "sla_met": int(s.met or 0) if s else 0,
+                "sla_rate": (int(s.met or 0) / with_sla) if with_sla else None,
+                "overdue": int(s.overdue or 0) if s else 0,
+            }
+        )
+    return out
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def sources(conn: Connection, user: User) -> list[str]:
+    stmt = select(leads.c.source).where(readable_leads(user), leads.c.source.is_not(None)).distinct()
+    return sorted(conn.execute(stmt).scalars())
+
+
+def _filtered(user: User, source: str | None) -> list[Any]:
+    where = [readable_leads(user), leads.c.merged_into_id.is_(None)]
+    if source:
+        where.append(leads.c.source == source)
+    return where
+
+
+def monthly_flow(
+    ws: Workspace, conn: Connection, user: User, start: date, end: date, source: str | None
+) -> list[dict[str, Any]]:
+    """Per month: new leads, leads that closed (lost or disqualified), net flow, SLA attainment."""
+    periods = split(start, end, "month", ws.config.workspace.timezone)
+    p = periods_table(periods)
+    where = _filtered(user, source)
+    new = dict(
+        conn.execute(
+            select(p.c.label, func.count())
+            .select_from(leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)))
+            .where(*where)
+            .group_by(p.c.label)
+        ).all()
+    )
+    closed = dict(
+        conn.execute(
+            select(p.c.label, func.count(func.distinct(lead_events.c.lead_id)))
+            .select_from(
+                lead_events.join(leads, leads.c.id == lead_events.c.lead_id).join(
+                    p, and_(lead_events.c.occurred_at >= p.c.p_start, lead_events.c.occurred_at < p.c.p_end)
+                )
+            )
+            .where(lead_events.c.type == ev.STAGE_CHANGED, lead_events.c.stage.in_(("lost", "disqualified")), *where)
+            .group_by(p.c.label)
+        ).all()
+    )
+    met = case(
+        (and_(leads.c.first_contact_at.is_not(None), leads.c.first_contact_at <= leads.c.sla_due_at), 1), else_=0
+    )
+    sla = {
+        r.label: r
+        for r in conn.execute(
+            select(p.c.label, func.count().label("n"), func.sum(met).label("met"))
+            .select_from(leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)))
+            .where(leads.c.sla_due_at.is_not(None), *where)
+            .group_by(p.c.label)
+        )
+    }
+    out = []
+    for period in periods:
+        n_new, n_closed = int(new.get(period.label, 0)), int(closed.get(period.label, 0))
+        s = sla.get(period.label)
+        out.append(
+            {
+                "month": period.label,
+                "new": n_new,
+                "closed": n_closed,
+                "net": n_new - n_closed,
+                "sla_rate": (int(s.met or 0) / int(s.n)) if s and s.n else None,
+            }
+        )
+    return out
+
+
+def funnel_by_source(
+    ws: Workspace, conn: Connection, user: User, start: date, end: date, source: str | None
+) -> dict[str, Any]:
+    """For leads created in the period: how many reached each funnel stage, per source."""
+    order = list(ws.rules.stages.order)
+    tz_period = split(start, end, "month", ws.config.workspace.timezone)
+    lo, hi = tz_period[0].start, tz_period[-1].end
+    rank = case({stage: i for i, stage in enumerate(order)}, value=lead_events.c.stage, else_=-1)
+    per_lead = (
+        select(leads.c.source.label("source"), func.max(rank).label("furthest"))
+        .select_from(
+            leads.join(lead_events, and_(lead_events.c.lead_id == leads.c.id, lead_events.c.type == ev.STAGE_CHANGED))
+        )
+        .where(leads.c.created_at >= lo, leads.c.created_at < hi, *_filtered(user, source))
+        .group_by(leads.c.id, leads.c.source)
+        .subquery()
+    )
+    columns = [func.sum(case((per_lead.c.furthest >= i, 1), else_=0)).label(f"r{i}") for i in range(len(order))]
+    cohort = dict(
+        conn.execute(
+            select(leads.c.source, func.count())
+            .where(leads.c.created_at >= lo, leads.c.created_at < hi, *_filtered(user, source))
+            .group_by(leads.c.source)
+        ).all()
+    )
+    rows = []
+    for r in conn.execute(select(per_lead.c.source, *columns).group_by(per_lead.c.source)):
+        m = r._mapping
+        reached = {s: int(m[f"r{i}"] or 0) for i, s in enumerate(order)}
+        reached[order[0]] = max(reached[order[0]], int(cohort.get(r.source, 0)))
+        rows.append({"source": r.source or "(none)", "reached": reached})
+    rows.sort(key=lambda x: -x["reached"][order[0]])
+    return {"stages": order, "rows": rows}
+
+
+def unit_economics(
+    ws: Workspace, conn: Connection, user: User, start: date, end: date, source: str | None
+) -> list[dict[str, Any]]:
+    """Per source: spend, leads, customers, revenue; CPL = spend / leads, CAC = spend / customers,
+    ROAS = revenue / spend (revenue from leads of that source, recognised in the period)."""
+    tz_period = split(start, end, "month", ws.config.workspace.timezone)
+    lo, hi = tz_period[0].start, tz_period[-1].end
+    where = _filtered(user, source)
+    spent_q = select(spend.c.source_id, func.sum(spend.c.amount)).where(
+        spend.c.period_start >= start, spend.c.period_start < end, spend.c.kind == "marketing"
+    )
+    if source:
+        spent_q = spent_q.where(spend.c.source_id == source)
+    spent = {k: Decimal(str(v or 0)) for k, v in conn.execute(spent_q.group_by(spend.c.source_id)).all()}
+    target = ws.rules.stages.target
+    counts = {
+        r.source: r
+        for r in conn.execute(
+            select(
+                leads.c.source,
+                func.count().label("leads"),
+                func.sum(case((leads.c.stage == target, 1), else_=0)).label("customers"),
+            )
+            .where(leads.c.created_at >= lo, leads.c.created_at < hi, *where)
+            .group_by(leads.c.source)
+        )
+    }
+    earned = {
+        k: Decimal(str(v or 0))
+        for k, v in conn.execute(
+            select(leads.c.source, func.sum(revenue.c.amount))
+            .select_from(revenue.join(leads, leads.c.id == revenue.c.lead_id))
+            .where(revenue.c.recognized_at >= lo, revenue.c.recognized_at < hi, *where)
+            .group_by(leads.c.source)
+        ).all()
+    }
+    out = []
+    for src in sorted(set(spent) | {k for k in counts if k}):
+        c = counts.get(src)
+        n, won = (int(c.leads), int(c.customers or 0)) if c else (0, 0)
+        cost, rev = spent.get(src, Decimal(0)), earned.get(src, Decimal(0))
+        out.append(
+            {
+                "source": src,
+                "spend": float(cost),
+                "leads": n,
+                "customers": won,
+                "revenue": float(rev),
+                "cpl": float(cost / n) if n and cost else None,
+                "cac": float(cost / won) if won and cost else None,
+                "roas": float(rev / cost) if cost else None,
+            }
+        )
+    return out
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def model_summary(conn: Connection) -> dict[str, Any] | None:
+    """The newest stored model version with its training report, and which one is active."""
+    row = conn.execute(select(model_versions).order_by(model_versions.c.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    active = conn.execute(
+        select(model_activations.c.version_id).order_by(model_activations.c.id.desc()).limit(1)
+    ).scalar()
+    count = conn.execute(select(func.count()).select_from(model_versions)).scalar_one()
+    version = dict(row._mapping)
+    version.pop("model_text", None)
+    version.pop("meta", None)
+    return {"version": version, "active_id": active, "versions": int(count)}

@@ -1,0 +1,484 @@
+"""Dashboard pages (server-rendered): parse, authorise, call the domain services, render."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from leadflow import events as ev
+from leadflow.dashboard import queries, sessions
+from leadflow.dashboard.users import User, authenticate, get_user, record_sign_in
+from leadflow.errors import LeadflowError, NotFound
+from leadflow.web.templates import templates
+from leadflow.workspace import Workspace
+
+router = APIRouter(prefix="/app", include_in_schema=False)
+STATIC = Path(__file__).parent / "static"
+NAV = [
+    ("inbox", "Inbox"),
+    ("review", "Review"),
+    ("teams", "Teams"),
+    ("metrics", "Metrics"),
+    ("models", "Models"),
+]
+
+
+class SignInRequired(Exception):
+    pass
+
+
+def _ws(request: Request) -> Workspace:
+    return request.app.state.workspace  # type: ignore[no-any-return]
+
+
+def _key(ws: Workspace) -> bytes:
+    cached: bytes | None = ws.caches.get("dashboard.key")
+    if cached is not None:
+        return cached
+    with ws.transaction() as conn:
+        return sessions.session_key(ws, conn)
+
+
+def current_user(request: Request) -> User | None:
+    ws = _ws(request)
+    value = request.cookies.get(sessions.COOKIE)
+    user_id = sessions.user_id_of(value, ws.clock.now())
+    if user_id is None or value is None:
+        return None
+    try:
+        with ws.reader() as conn:
+            user = get_user(conn, user_id)
+    except NotFound:
+        return None
+    return user if sessions.verify(_key(ws), value, user) else None
+
+
+def _page(request: Request, name: str, user: User | None, status: int = 200, **context: Any) -> Response:
+    ws = _ws(request)
+    session = request.cookies.get(sessions.COOKIE, "")
+    response = templates.TemplateResponse(
+        request,
+        f"dashboard/{name}",
+        {
+            "user": user,
+            "nav": [(page, label) for page, label in NAV if user is not None and user.can(page)],
+            "csrf": sessions.csrf_token(_key(ws), session) if user else "",
+            "workspace": ws.config.workspace.name,
+            "now": ws.clock.now(),
+            "done": request.query_params.get("done"),
+            "error": request.query_params.get("error"),
+            **context,
+        },
+        status_code=status,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _signed_in(request: Request, page: str | None = None) -> User:
+    user = current_user(request)
+    if user is None:
+        raise SignInRequired()
+    if page is not None and not user.can(page):
+        raise PermissionError(page)
+    return user
+
+
+def _back(path: str, *, done: str | None = None, error: str | None = None) -> RedirectResponse:
+    if done:
+        path += f"?done={quote(done)}"
+    elif error:
+        path += f"?error={quote(error)}"
+    return RedirectResponse(path, status_code=303)
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/app/") and not value.startswith("//") else "/app/inbox"
+
+
+def _forbidden(request: Request, user: User, what: str) -> Response:
+    return _page(request, "error.html", user, 403, title="Not yours to see", message=what)
+
+
+async def _check_csrf(request: Request, user: User) -> bool:
+    form = await request.form()
+    token = form.get("csrf")
+    return sessions.check_csrf(_key(_ws(request)), request.cookies.get(sessions.COOKIE, ""), str(token or ""))
+
+
+def install(app: Any) -> None:
+    """Register the dashboard and its handlers on the application."""
+    app.include_router(router)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, _exc: SignInRequired) -> Response:
+        return RedirectResponse(f"/app/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(PermissionError)
+    async def _no_page(request: Request, exc: PermissionError) -> Response:
+        user = current_user(request)
+        return _page(
+            request,
+            "error.html",
+            user,
+            403,
+            title="Not for your role",
+            message=f"The {exc} page is not open to your role.",
+        )
+
+
+# -- sign in and out -----------------------------------------------------------------------------
+
+
+@router.get("")
+def home() -> RedirectResponse:
+    return RedirectResponse("/app/inbox", status_code=303)
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    ws = _ws(request)
+    token = sessions.login_token(_key(ws), ws.clock.now())
+    return _page(request, "login.html", None, token=token, next=_safe_next(next), email="")
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1000)],
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=500)] = "/app/inbox",
+) -> Response:
+    ws = _ws(request)
+    key, now = _key(ws), ws.clock.now()
+    if not sessions.check_login_token(key, csrf, now):
+        return _page(
+            request, "error.html", None, 403, title="Form expired", message="Reload the sign-in page and try again."
+        )
+    with ws.transaction() as conn:
+        user = authenticate(conn, email, password)
+        if user is not None:
+            record_sign_in(conn, user, now)
+    if user is None:
+        token = sessions.login_token(key, now)
+        return _page(
+            request,
+            "login.html",
+            None,
+            401,
+            token=token,
+            next=_safe_next(next),
+            email=email,
+            failed="That email and password do not match an account.",
+        )
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        sessions.COOKIE,
+        sessions.issue(key, user, now),
+        max_age=sessions.MAX_AGE_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    user = _signed_in(request)
+    if not await _check_csrf(request, user):
+        return _page(request, "error.html", user, 403, title="Form expired", message="Reload the page and try again.")
+    response = RedirectResponse("/app/login", status_code=303)
+    response.delete_cookie(sessions.COOKIE, path="/")
+    return response
+
+
+# -- inbox and lead ------------------------------------------------------------------------------
+
+
+@router.get("/inbox")
+def inbox(request: Request) -> Response:
+    user = _signed_in(request, "inbox")
+    ws = _ws(request)
+    with ws.reader() as conn:
+        rows = queries.inbox(conn, user)
+    scope = {"rep": "Your open leads", "manager": f"Open leads of team {user.team_id}"}.get(user.role, "All open leads")
+    return _page(
+        request,
+        "inbox.html",
+        user,
+        leads=rows,
+        scope=scope,
+        reasons=ws.config.handoff.reasons,
+        stages=[*ws.rules.stages.order, *ws.config.stages.side],
+    )
+
+
+@router.get("/leads/{lead_id}")
+def lead_page(request: Request, lead_id: int) -> Response:
+    from leadflow.handoff.service import status as handoff_status
+    from leadflow.leads.schemas import lead_out
+    from leadflow.leads.service import get_lead
+    from leadflow.nurture.service import enrolments_of
+
+    user = _signed_in(request, "inbox")
+    ws = _ws(request)
+    with ws.reader() as conn:
+        try:
+            if not queries.can_read(conn, user, lead_id):
+                return _forbidden(request, user, f"Lead {lead_id} belongs to someone else's pipeline.")
+        except NotFound:
+            return _page(request, "error.html", user, 404, title="No such lead", message=f"There is no lead {lead_id}.")
+        row = get_lead(conn, lead_id)
+        out = lead_out(row, ws.rules.scoring)
+        timeline = ev.for_lead(conn, lead_id)
+        handoff = handoff_status(conn, lead_id)
+        enrolments = enrolments_of(conn, lead_id)
+        prediction = _prediction(ws, conn, lead_id)
+    assignments = [e for e in timeline if e["type"] in (ev.LEAD_ASSIGNED, ev.SLA_ESCALATED)]
+    return _page(
+        request,
+        "lead.html",
+        user,
+        lead=row,
+        out=out,
+        timeline=list(reversed(timeline)),
+        handoff=handoff,
+        enrolments=enrolments,
+        prediction=prediction,
+        assignments=assignments,
+        reasons=ws.config.handoff.reasons,
+        stages=[*ws.rules.stages.order, *ws.config.stages.side],
+    )
+
+
+def _prediction(ws: Workspace, conn: Any, lead_id: int) -> dict[str, Any] | None:
+    from leadflow.model.registry import active_id
+    from leadflow.model.scoring import predict_lead
+
+    if active_id(conn) is None:
+        return None
+    try:
+        return predict_lead(ws, conn, lead_id)
+    except LeadflowError:
+        return None
+
+
+async def _lead_action(request: Request, lead_id: int) -> tuple[User, Response | None]:
+    user = _signed_in(request, "inbox")
+    if not await _check_csrf(request, user):
+        return user, _page(
+            request, "error.html", user, 403, title="Form expired", message="Reload the page and try again."
+        )
+    with _ws(request).reader() as conn:
+        try:
+            if not queries.can_read(conn, user, lead_id):
+                return user, _forbidden(request, user, f"Lead {lead_id} belongs to someone else's pipeline.")
+        except NotFound:
+            return user, _page(
+                request, "error.html", user, 404, title="No such lead", message=f"There is no lead {lead_id}."
+            )
+    return user, None
+
+
+@router.post("/leads/{lead_id}/log")
+async def log_touch(request: Request, lead_id: int) -> Response:
+    from leadflow.pipeline import Activity, record_activities
+
+    user, refused = await _lead_action(request, lead_id)
+    if refused:
+        return refused
+    form = await request.form()
+    kind = {"call": "call", "email": "email_sent"}.get(str(form.get("kind")))
+    back = _safe_next(str(form.get("next") or f"/app/leads/{lead_id}"))
+    if kind is None:
+        return _back(back, error="Choose call or email.")
+    ws = _ws(request)
+    with ws.transaction() as conn:
+        result = record_activities(
+            ws, conn, [Activity(kind, lead_id, ws.clock.now(), actor=user.actor, data={"direction": "outbound"})]
+        )[0]
+    said = "Call" if kind == "call" else "Email"
+    return _back(back, done=f"{said} logged for lead {lead_id}" + ("; SLA met." if result.first_contact else "."))
+
+
+@router.post("/leads/{lead_id}/handoff")
+async def decide_handoff(request: Request, lead_id: int) -> Response:
+    from leadflow.handoff.service import accept, reject
+
+    user, refused = await _lead_action(request, lead_id)
+    if refused:
+        return refused
+    form = await request.form()
+    back = _safe_next(str(form.get("next") or f"/app/leads/{lead_id}"))
+    note = str(form.get("note") or "").strip()[:300] or None
+    ws = _ws(request)
+    try:
+        with ws.transaction() as conn:
+            if form.get("decision") == "accept":
+                accept(ws, conn, lead_id, actor=user.actor, note=note)
+                said = f"Lead {lead_id} accepted."
+            else:
+                reject(ws, conn, lead_id, reason=str(form.get("reason") or ""), actor=user.actor, note=note)
+                said = f"Lead {lead_id} rejected ({form.get('reason')})."
+    except LeadflowError as exc:
+        return _back(back, error=str(exc))
+    return _back(back, done=said)
+
+
+@router.post("/leads/{lead_id}/stage")
+async def move_stage(request: Request, lead_id: int) -> Response:
+    from leadflow.qualify.service import change_stage
+
+    user, refused = await _lead_action(request, lead_id)
+    if refused:
+        return refused
+    form = await request.form()
+    back = _safe_next(str(form.get("next") or f"/app/leads/{lead_id}"))
+    ws = _ws(request)
+    to = str(form.get("to") or "")
+    reason = str(form.get("reason") or "").strip()[:300] or None
+    try:
+        with ws.transaction() as conn:
+            change_stage(ws, conn, lead_id, to, reason=reason, actor=user.actor)
+    except LeadflowError as exc:
+        return _back(back, error=str(exc))
+    return _back(back, done=f"Lead {lead_id} moved to {to}.")
+
+
+# -- review queue --------------------------------------------------------------------------------
+
+
+@router.get("/review")
+def review(request: Request) -> Response:
+    from leadflow.qualify.review import list_items
+
+    user = _signed_in(request, "review")
+    with _ws(request).reader() as conn:
+        items = list_items(conn, kind="quality", status="open", limit=50)
+    return _page(request, "review.html", user, items=items)
+
+
+@router.post("/review/{item_id}")
+async def review_decide(request: Request, item_id: int) -> Response:
+    from leadflow.qualify.review import decide
+
+    user = _signed_in(request, "review")
+    if not await _check_csrf(request, user):
+        return _page(request, "error.html", user, 403, title="Form expired", message="Reload the page and try again.")
+    form = await request.form()
+    ws = _ws(request)
+    try:
+        with ws.transaction() as conn:
+            result = decide(
+                ws,
+                conn,
+                item_id,
+                str(form.get("decision") or ""),
+                reason=str(form.get("reason") or ""),
+                actor=user.actor,
+            )
+    except LeadflowError as exc:
+        return _back("/app/review", error=str(exc))
+    return _back(
+        "/app/review", done=f"Review {item_id} {result['status']}; lead {result['lead_id']} is {result['stage']}."
+    )
+
+
+# -- teams, metrics, models ----------------------------------------------------------------------
+
+
+@router.get("/teams")
+def teams(request: Request) -> Response:
+    user = _signed_in(request, "teams")
+    ws = _ws(request)
+    with ws.reader() as conn:
+        board = queries.team_board(ws, conn, user)
+    return _page(request, "teams.html", user, board=board)
+
+
+@router.get("/metrics")
+def metrics(
+    request: Request,
+    months: Annotated[int, Query(ge=1, le=36)] = 12,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    user = _signed_in(request, "metrics")
+    ws = _ws(request)
+    today = ws.clock.now().date()
+    first = date(today.year, today.month, 1)
+    total = first.year * 12 + first.month - 1 - (months - 1)
+    start = date(total // 12, total % 12 + 1, 1)
+    end = date.fromordinal(today.toordinal() + 1)
+    source = source or None
+    with ws.reader() as conn:
+        flow = queries.monthly_flow(ws, conn, user, start, end, source)
+        funnel = queries.funnel_by_source(ws, conn, user, start, end, source)
+        economics = queries.unit_economics(ws, conn, user, start, end, source)
+        known = queries.sources(conn, user)
+    charts = {"flow": flow, "funnel": funnel, "economics": economics}
+    return _page(
+        request,
+        "metrics.html",
+        user,
+        flow=flow,
+        funnel=funnel,
+        economics=economics,
+        sources=known,
+        source=source,
+        months=months,
+        start=start,
+        end=end,
+        charts_json=json.dumps(charts, default=str),
+        plotly=_plotly_path() is not None,
+    )
+
+
+@router.get("/models")
+def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=100000)] = None) -> Response:
+    from leadflow.model.thresholds import advise
+
+    user = _signed_in(request, "models")
+    ws = _ws(request)
+    advice, problem = None, None
+    with ws.reader() as conn:
+        summary = queries.model_summary(conn)
+        if capacity is not None:
+            try:
+                advice = advise(ws, conn, capacity)
+            except LeadflowError as exc:
+                problem = str(exc)
+    return _page(request, "models.html", user, summary=summary, capacity=capacity, advice=advice, problem=problem)
+
+
+# -- static files --------------------------------------------------------------------------------
+
+
+def _plotly_path() -> Path | None:
+    try:
+        import plotly
+    except ImportError:
+        return None
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return path if path.exists() else None
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name == "plotly.min.js":
+        path = _plotly_path()
+    else:
+        path = STATIC / name if name in {"dashboard.css", "dashboard.js"} else None
+    if path is None:
+        return Response("not found", status_code=404)
+    media = "text/css" if name.endswith(".css") else "application/javascript"
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=3600"})

@@ -1,0 +1,147 @@
+"""Dashboard users: argon2-hashed passwords, one role each, reps and managers linked to an owner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, insert, select, update
+
+from leadflow.db.tables import owners, users
+from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
+
+ROLES = ("rep", "manager", "marketer", "admin")
+MIN_PASSWORD = 8
+
+_hasher = PasswordHasher()
+# Verifying against this when the email is unknown keeps the answer time the same either way.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    email: str
+    name: str | None
+    role: str
+    owner_id: str | None
+    team_id: str | None
+    password_hash: str
+
+    @property
+    def actor(self) -> str:
+        """How this person appears in the event log (an owner's actions stop the SLA clock)."""
+        return f"owner:{self.owner_id}" if self.owner_id else f"user:{self.email}"
+
+    @property
+    def display(self) -> str:
+        return self.name or self.email
+
+    def can(self, page: str) -> bool:
+        return self.role in PAGES[page]
+
+
+# Which roles see which pages; what they see inside a page is decided by the readable-leads clause.
+PAGES = {
+    "inbox": ("rep", "manager", "admin", "marketer"),
+    "review": ("manager", "marketer", "admin"),
+    "teams": ("manager", "admin"),
+    "metrics": ("manager", "marketer", "admin"),
+    "models": ("manager", "marketer", "admin"),
+}
+
+
+def _from_row(row: Any) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        role=row.role,
+        owner_id=row.owner_id,
+        team_id=row.team_id,
+        password_hash=row.password_hash,
+    )
+
+
+def create_user(
+    conn: Connection,
+    email: str,
+    password: str,
+    role: str,
+    now: datetime,
+    *,
+    owner: str | None = None,
+    team: str | None = None,
+    name: str | None = None,
+) -> User:
+    """Add a user; a rep needs an owner, a manager an owner or a team (taken from the owner)."""
+    email = email.strip().lower()
+    problems = []
+    if "@" not in email:
+        problems.append(Problem("email", "an email address, like ana@example.com"))
+    if role not in ROLES:
+        problems.append(Problem("role", f"one of: {', '.join(ROLES)}"))
+    if len(password) < MIN_PASSWORD:
+        problems.append(Problem("password", f"at least {MIN_PASSWORD} characters"))
+    owner_row = None
+    if owner is not None:
+        owner_row = conn.execute(select(owners).where(owners.c.id == owner)).first()
+        if owner_row is None:
+            problems.append(Problem("owner", f"no owner {owner!r} (see: leadflow owners list)"))
+    if role == "rep" and owner is None:
+        problems.append(Problem("owner", "a rep is linked to the owner whose leads they work (--owner)"))
+    if role == "manager" and owner is None and team is None:
+        problems.append(Problem("team", "a manager sees a team's leads: give --team or --owner"))
+    if problems:
+        raise InvalidInput("cannot create the user", problems)
+    if team is None and owner_row is not None:
+        team = owner_row.team_id
+    if conn.execute(select(users.c.id).where(users.c.email == email)).first() is not None:
+        raise Conflict(f"a user {email} already exists")
+    if name is None and owner_row is not None:
+        name = owner_row.name
+    user_id = conn.execute(
+        insert(users)
+        .values(
+            email=email,
+            name=name,
+            password_hash=_hasher.hash(password),
+            role=role,
+            owner_id=owner,
+            team_id=team,
+            created_at=now,
+        )
+        .returning(users.c.id)
+    ).scalar_one()
+    return get_user(conn, int(user_id))
+
+
+def get_user(conn: Connection, user_id: int) -> User:
+    row = conn.execute(select(users).where(users.c.id == user_id, users.c.disabled_at.is_(None))).first()
+    if row is None:
+        raise NotFound(f"no user {user_id}")
+    return _from_row(row)
+
+
+def authenticate(conn: Connection, email: str, password: str) -> User | None:
+    """The user whose email and password these are, or None (the same for an unknown email)."""
+    row = conn.execute(
+        select(users).where(users.c.email == email.strip().lower(), users.c.disabled_at.is_(None))
+    ).first()
+    try:
+        _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return _from_row(row) if row is not None else None
+
+
+def record_sign_in(conn: Connection, user: User, now: datetime) -> None:
+    conn.execute(update(users).where(users.c.id == user.id).values(last_sign_in_at=now))
+
+
+def list_users(conn: Connection) -> list[dict[str, Any]]:
+    query = select(users.c.id, users.c.email, users.c.name, users.c.role, users.c.owner_id, users.c.team_id)
+    return [dict(r._mapping) for r in conn.execute(query.order_by(users.c.id))]
