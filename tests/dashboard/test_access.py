@@ -1,0 +1,125 @@
+"""Sign-in, sessions, CSRF and the readable-leads clause, over real HTTP on both backends."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from sqlalchemy import func, select
+
+from leadflow.dashboard.access import readable_leads
+from leadflow.dashboard.users import create_user
+from leadflow.db.tables import lead_events, leads
+from leadflow.pipeline import process
+from leadflow.workspace import Workspace
+from tests.conftest import LiveServer
+
+PASSWORD = "correct horse battery"
+
+
+def _users(ws: Workspace) -> None:
+    with ws.transaction() as conn:
+        now = ws.clock.now()
+        create_user(conn, "ana@northwind.example", PASSWORD, "rep", now, owner="ana")
+        create_user(conn, "ben@northwind.example", PASSWORD, "rep", now, owner="ben")
+        create_user(conn, "mira@northwind.example", PASSWORD, "manager", now, owner="mira")
+        create_user(conn, "emma@northwind.example", PASSWORD, "rep", now, owner="emma")
+
+
+def _lead(ws: Workspace, email: str, **extra: object) -> int:
+    with ws.transaction() as conn:
+        return process(ws, conn, {"email": email, "company": "Acme", **extra}).lead_id
+
+
+def _sign_in(live: LiveServer, email: str, password: str = PASSWORD) -> tuple[httpx.Client, httpx.Response]:
+    client = httpx.Client(base_url=live.url, timeout=30)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/app/login").text).group(1)  # type: ignore[union-attr]
+    response = client.post("/app/login", data={"email": email, "password": password, "csrf": token})
+    return client, response
+
+
+def _csrf(client: httpx.Client, path: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text).group(1)  # type: ignore[union-attr]
+
+
+def test_wrong_password_is_refused_without_a_session(ws: Workspace, live: LiveServer) -> None:
+    _users(ws)
+    client, response = _sign_in(live, "ana@northwind.example", "not the password")
+    assert response.status_code == 401
+    assert "do not match" in response.text
+    assert "lf_session" not in response.headers.get("set-cookie", "")
+    assert client.get("/app/inbox").status_code == 303  # still signed out: sent to the sign-in page
+    _, unknown = _sign_in(live, "nobody@northwind.example")
+    assert unknown.status_code == 401
+
+
+def test_session_cookie_is_httponly_and_samesite(ws: Workspace, live: LiveServer) -> None:
+    _users(ws)
+    client, response = _sign_in(live, "ana@northwind.example")
+    assert response.status_code == 303 and response.headers["location"] == "/app/inbox"
+    cookie = response.headers["set-cookie"].lower()
+    assert cookie.startswith("lf_session=")
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
+    assert client.get("/app/inbox").status_code == 200
+    forged = httpx.Client(base_url=live.url, cookies={"lf_session": client.cookies["lf_session"][:-4] + "beef"})
+    assert forged.get("/app/inbox").status_code == 303  # a tampered signature is no session
+
+
+def test_a_post_without_the_csrf_token_changes_nothing(ws: Workspace, live: LiveServer) -> None:
+    _users(ws)
+    lead_id = _lead(ws, "grace@navy-labs.example", title="Director of Engineering", employees=800)
+    client, _ = _sign_in(live, "ana@northwind.example")
+    with ws.reader() as conn:
+        before = conn.execute(select(func.count()).select_from(lead_events)).scalar_one()
+    refused = client.post(f"/app/leads/{lead_id}/log", data={"kind": "call"})
+    assert refused.status_code == 403
+    wrong = client.post(f"/app/leads/{lead_id}/log", data={"kind": "call", "csrf": "0" * 64})
+    assert wrong.status_code == 403
+    with ws.reader() as conn:
+        assert conn.execute(select(func.count()).select_from(lead_events)).scalar_one() == before
+        assert conn.execute(select(leads.c.first_contact_at).where(leads.c.id == lead_id)).scalar_one() is None
+    # the same post with the token goes through and stops the SLA clock
+    ok = client.post(f"/app/leads/{lead_id}/log", data={"kind": "call", "csrf": _csrf(client, "/app/inbox")})
+    assert ok.status_code == 303
+    with ws.reader() as conn:
+        assert conn.execute(select(leads.c.first_contact_at).where(leads.c.id == lead_id)).scalar_one() is not None
+
+
+def test_a_rep_reads_only_their_leads_and_a_manager_their_team(ws: Workspace, live: LiveServer) -> None:
+    _users(ws)
+    lead_id = _lead(ws, "grace@navy-labs.example", title="Director of Engineering", employees=800)
+    with ws.reader() as conn:
+        owner = conn.execute(select(leads.c.owner_id).where(leads.c.id == lead_id)).scalar_one()
+    assert owner == "ana"
+    ana, _ = _sign_in(live, "ana@northwind.example")
+    ben, _ = _sign_in(live, "ben@northwind.example")
+    mira, _ = _sign_in(live, "mira@northwind.example")
+    emma, _ = _sign_in(live, "emma@northwind.example")
+    assert ana.get(f"/app/leads/{lead_id}").status_code == 200
+    refused = ben.get(f"/app/leads/{lead_id}")
+    assert refused.status_code == 403 and "someone else" in refused.text
+    assert f'data-lead="{lead_id}"' not in ben.get("/app/inbox").text
+    assert f'data-lead="{lead_id}"' in ana.get("/app/inbox").text
+    assert mira.get(f"/app/leads/{lead_id}").status_code == 200  # ana is on mira's team
+    assert emma.get(f"/app/leads/{lead_id}").status_code == 403  # another team
+    post = ben.post(f"/app/leads/{lead_id}/log", data={"kind": "call", "csrf": _csrf(ben, "/app/inbox")})
+    assert post.status_code == 403
+    assert ben.get("/app/metrics").status_code == 403  # not a rep's page
+    assert mira.get("/app/metrics").status_code == 200
+
+
+def test_the_readable_clause_is_one_where_for_every_role(ws: Workspace) -> None:
+    _users(ws)
+    ids = [_lead(ws, f"person{i}@company{i}.example", title="Director", employees=800) for i in range(4)]
+    from leadflow.dashboard.users import authenticate
+
+    with ws.reader() as conn:
+        owners = dict(conn.execute(select(leads.c.id, leads.c.owner_id)).all())
+        for email in ("ana@northwind.example", "mira@northwind.example", "emma@northwind.example"):
+            user = authenticate(conn, email, PASSWORD)
+            assert user is not None
+            seen = set(conn.execute(select(leads.c.id).where(readable_leads(user))).scalars())
+            if user.role == "rep":
+                assert seen == {i for i in ids if owners[i] == user.owner_id}
+            else:
+                assert seen == {i for i in ids if owners[i] in ("ana", "ben", "chloe", "dmitri", "mira")}
