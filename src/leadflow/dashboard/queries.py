@@ -153,6 +153,11 @@ def team_board(ws: Workspace, conn: Connection, user: User, *, days: int = 90) -
 # -- metrics -----------------------------------------------------------------------------------
 
 
+def last_event_id(conn: Connection) -> int:
+    """The newest event's id: any change to leads writes one, so figures keyed by it stay true."""
+    return int(conn.execute(select(func.max(lead_events.c.id))).scalar() or 0)
+
+
 def sources(conn: Connection, user: User) -> list[str]:
     stmt = select(leads.c.source).where(readable_leads(user), leads.c.source.is_not(None)).distinct()
     return sorted(conn.execute(stmt).scalars())
@@ -195,7 +200,6 @@ def monthly_flow(
         if due is not None:
             row["with_sla"] += 1
             row["met"] += int(contact is not None and contact <= due)
-    readable = set(conn.execute(select(leads.c.id).where(*where)).scalars())
     closed: dict[int, datetime] = {}
     for lead_id, at in conn.execute(
         select(lead_events.c.lead_id, lead_events.c.occurred_at).where(
@@ -205,8 +209,14 @@ def monthly_flow(
             lead_events.c.stage.in_(("lost", "disqualified")),
         )
     ):
-        if lead_id in readable and (lead_id not in closed or at < closed[lead_id]):
+        if lead_id is not None and (lead_id not in closed or at < closed[lead_id]):
             closed[lead_id] = at
+    readable: set[int] = set()
+    ids = list(closed)
+    for i in range(0, len(ids), 5000):
+        chunk = ids[i : i + 5000]
+        readable.update(conn.execute(select(leads.c.id).where(leads.c.id.in_(chunk), *where)).scalars())
+    closed = {k: v for k, v in closed.items() if k in readable}
     for at in closed.values():
         label = _month_of(periods, at)
         if label is not None:

@@ -421,10 +421,19 @@ def metrics(
     end = date.fromordinal(today.toordinal() + 1)
     source = source or None
     with ws.reader() as conn:
-        flow = queries.monthly_flow(ws, conn, user, start, end, source)
-        funnel = queries.funnel_by_source(ws, conn, user, start, end, source)
-        economics = queries.unit_economics(ws, conn, user, start, end, source)
-        known = queries.sources(conn, user)
+        # The figures change only when an event is written: keep them until the next one.
+        key = (user.role, user.team_id, user.owner_id, start, end, source, queries.last_event_id(conn), ws.version)
+        cache: dict[Any, Any] = ws.caches.setdefault("dashboard.metrics", {})
+        if key not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            cache[key] = (
+                queries.monthly_flow(ws, conn, user, start, end, source),
+                queries.funnel_by_source(ws, conn, user, start, end, source),
+                queries.unit_economics(ws, conn, user, start, end, source),
+                queries.sources(conn, user),
+            )
+        flow, funnel, economics, known = cache[key]
     charts = {"flow": flow, "funnel": funnel, "economics": economics}
     return _page(
         request,

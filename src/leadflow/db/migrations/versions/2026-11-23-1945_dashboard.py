@@ -1,4 +1,4 @@
-"""dashboard users
+"""dashboard users, and an index on stage changes
 
 Revision ID: 0011_dashboard
 Revises: 0010_nurture
@@ -34,7 +34,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
+    with op.batch_alter_table("lead_events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_lead_events_stage_changes",
+            ["occurred_at", "lead_id", "stage"],
+            unique=False,
+            sqlite_where=sa.text("type = 'stage_changed'"),
+            postgresql_where=sa.text("type = 'stage_changed'"),
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("lead_events", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_lead_events_stage_changes",
+            sqlite_where=sa.text("type = 'stage_changed'"),
+            postgresql_where=sa.text("type = 'stage_changed'"),
+        )
     op.drop_table("users")
