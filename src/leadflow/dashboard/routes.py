@@ -462,8 +462,13 @@ def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=10
     with ws.reader() as conn:
         summary = queries.model_summary(conn)
         if capacity is not None:
+            cache: dict[Any, Any] = ws.caches.setdefault("dashboard.advice", {})
+            key = (capacity, queries.last_event_id(conn), ws.version)
             try:
-                advice = advise(ws, conn, capacity)
+                if key not in cache:
+                    cache.clear()
+                    cache[key] = advise(ws, conn, capacity)
+                advice = cache[key]
             except LeadflowError as exc:
                 problem = str(exc)
     return _page(request, "models.html", user, summary=summary, capacity=capacity, advice=advice, problem=problem)
