@@ -456,10 +456,13 @@ opportunities = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime),
     Column("lost_reason", String(300)),
+    # Where the deal came from when no lead is linked (imported history): win rate by source.
+    Column("source", String(64)),
     Index(None, "lead_id"),
     Index(None, "account_id"),
     Index(None, "status", "closed_at"),
     Index(None, "created_at"),
+    Index(None, "closed_at"),
 )
 
 revenue = Table(
