@@ -34,7 +34,9 @@ DIMENSIONS = ("source", "medium", "campaign")
 def check_model(model: str | None) -> str:
     model = model or "first_touch"
     if model not in MODELS:
-        raise InvalidInput("unknown attribution model", [Problem("model", f"{model!r} is not one of {', '.join(MODELS)}")])
+        raise InvalidInput(
+            "unknown attribution model", [Problem("model", f"{model!r} is not one of {', '.join(MODELS)}")]
+        )
     return model
 
 

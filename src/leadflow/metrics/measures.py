@@ -28,7 +28,7 @@ from leadflow.metrics.stats import wilson
 from leadflow.workspace import Workspace
 
 
-class epoch(FunctionElement[float]):  # noqa: N801 - reads as SQL
+class epoch(FunctionElement[float]):
     """Seconds since 1970 of a timestamp column, on either database."""
 
     type = Float()
@@ -125,9 +125,7 @@ class Ctx:
     def opp_dims(self) -> dict[str, Any]:
         """Breakdowns of opportunity metrics: owner and team from the opportunity (imported
         history often has no lead), the rest from its lead."""
-        team = (
-            select(owners.c.team_id).where(owners.c.id == opportunities.c.owner_id).scalar_subquery()
-        )
+        team = select(owners.c.team_id).where(owners.c.id == opportunities.c.owner_id).scalar_subquery()
         return {
             **LEAD_DIMENSIONS,
             "owner": func.coalesce(opportunities.c.owner_id, leads.c.owner_id),
@@ -187,7 +185,9 @@ def first_in_period(ctx: Ctx, where: Any, grp: Any, distinct: Any = None) -> dic
         .where(
             prior.c.lead_id == e.c.lead_id,
             where(prior),
-            or_(prior.c.occurred_at < e.c.occurred_at, and_(prior.c.occurred_at == e.c.occurred_at, prior.c.id < e.c.id)),
+            or_(
+                prior.c.occurred_at < e.c.occurred_at, and_(prior.c.occurred_at == e.c.occurred_at, prior.c.id < e.c.id)
+            ),
         )
         .exists()
     )
@@ -224,7 +224,9 @@ def count_rows(ctx: Ctx, found: dict[tuple[str, Any], Any], **extra: Any) -> lis
     )
 
 
-def rate_row(period: str, group: Any, num: int, den: int, reason: str = "no population in this period") -> dict[str, Any]:
+def rate_row(
+    period: str, group: Any, num: int, den: int, reason: str = "no population in this period"
+) -> dict[str, Any]:
     if den == 0:
         return {
             "period": period,
@@ -278,9 +280,7 @@ def population_rate(ctx: Ctx, pop: Any, reason: str = "no population in this per
         .group_by(p.c.label, pop.c.grp)
     )
     found = list(ctx.conn.execute(stmt))
-    return merge_rates(
-        ctx, {(r.label, r.grp): r.num for r in found}, {(r.label, r.grp): r.den for r in found}, reason
-    )
+    return merge_rates(ctx, {(r.label, r.grp): r.num for r in found}, {(r.label, r.grp): r.den for r in found}, reason)
 
 
 def durations(
@@ -292,11 +292,7 @@ def durations(
     at = pop.c[anchor]
     keys = [p.c.label, pop.c.grp] + ([pop.c[extra_key]] if extra_key else [])
     secs = case((pop.c.t1.is_not(None), seconds_between(pop.c.t0, pop.c.t1)), else_=None).label("secs")
-    d = (
-        select(*keys, secs)
-        .select_from(pop.join(p, and_(at >= p.c.p_start, at < p.c.p_end)))
-        .subquery("d")
-    )
+    d = select(*keys, secs).select_from(pop.join(p, and_(at >= p.c.p_start, at < p.c.p_end))).subquery("d")
     part = [d.c.label, d.c.grp] + ([d.c[extra_key]] if extra_key else [])
     ranked = select(
         *part,

@@ -7,42 +7,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadflow.errors import NotFound
-from leadflow.metrics import queries
+from leadflow.metrics import catalogue as _catalogue  # noqa: F401 - registers every metric
 from leadflow.metrics.queries import MetricQuery
-from leadflow.metrics.registry import METRICS, Metric, register
+from leadflow.metrics.registry import METRICS
 from leadflow.workspace import Workspace
-
-register(
-    Metric(
-        id="lead_volume",
-        name="Lead volume",
-        definition="how many leads were captured",
-        unit="count",
-        formula="count of leads created in period (a merged duplicate counts once)",
-        compute=queries.lead_volume,
-    )
-)
-register(
-    Metric(
-        id="net_lead_flow",
-        name="Net Lead Flow",
-        definition="change in the count of qualified, useful leads",
-        unit="count",
-        formula="new leads in period − leads that became lost, disqualified or inactive in period "
-        "(inactive = no activity for inactive_after_days)",
-        compute=queries.net_lead_flow,
-    )
-)
-register(
-    Metric(
-        id="stage_reached",
-        name="Stage Reached",
-        definition="how far leads get before falling out or winning",
-        unit="distribution",
-        formula="for the cohort, the distribution of the furthest stage reached (count and share per stage)",
-        compute=queries.stage_reached,
-    )
-)
 
 
 def catalogue() -> list[dict[str, str]]:

@@ -79,8 +79,22 @@ def compare_rates(a: str, x1: int, n1: int, b: str, x2: int, n2: int, alpha: flo
     """Is a's rate really different from b's? Fisher's exact p decides when any expected cell is
     under 5 (the z-test's normal approximation is poor there), else the z-test's."""
     if n1 == 0 or n2 == 0:
-        return Comparison(a, b, x1 / n1 if n1 else None, x2 / n2 if n2 else None, n1, n2, None, None, None, None,
-                          None, "none", False, "not enough data: one side has no population")
+        return Comparison(
+            a,
+            b,
+            x1 / n1 if n1 else None,
+            x2 / n2 if n2 else None,
+            n1,
+            n2,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "none",
+            False,
+            "not enough data: one side has no population",
+        )
     p1, p2 = x1 / n1, x2 / n2
     z, p = two_proportion_z(x1, n1, x2, n2)
     fisher = fisher_exact(x1, n1 - x1, x2, n2 - x2)
@@ -95,5 +109,19 @@ def compare_rates(a: str, x1: int, n1: int, b: str, x2: int, n2: int, alpha: flo
         verdict = f"{better} converts better; the difference is significant (p = {chosen:.3g} < {alpha})"
     else:
         verdict = f"no significant difference (p = {chosen:.3g} ≥ {alpha}); the gap may be chance"
-    return Comparison(a, b, p1, p2, n1, n2, diff, (diff - Z95 * se, diff + Z95 * se), z, p, fisher,
-                      "fisher" if small else "z", significant, verdict)
+    return Comparison(
+        a,
+        b,
+        p1,
+        p2,
+        n1,
+        n2,
+        diff,
+        (diff - Z95 * se, diff + Z95 * se),
+        z,
+        p,
+        fisher,
+        "fisher" if small else "z",
+        significant,
+        verdict,
+    )
