@@ -29,7 +29,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    literal_column,
+    null,
     or_,
     select,
     union_all,
@@ -945,7 +945,7 @@ def _spend(ctx: Ctx, *kinds: str) -> dict[tuple[str, Any], Decimal]:
         raise InvalidInput(
             "spend has no such breakdown", [Problem("by", f"cost metrics break down by {', '.join(SPEND_DIMENSIONS)}")]
         )
-    grp = (SPEND_DIMENSIONS[by] if by else literal_column("NULL")).label("grp")
+    grp = (SPEND_DIMENSIONS[by] if by else cast(null(), String())).label("grp")
     stmt = (
         select(d.c.label, grp, func.sum(spend.c.amount).label("amount"))
         .select_from(
@@ -1581,9 +1581,9 @@ def signup_source_quality_rate(ctx: Ctx) -> Rows:
 
 def _referred() -> Any:
     e = lead_events.alias("ref")
-    by_event = exists().where(e.c.type == "referral", e.c.data["referred_lead_id"].as_integer() == leads.c.id)
-    by_source = exists().where(sources.c.id == leads.c.source, sources.c.kind == "referral")
-    return or_(by_event, by_source)
+    named = select(e.c.data["referred_lead_id"].as_integer()).where(e.c.type == "referral")
+    referral_sources = select(sources.c.id).where(sources.c.kind == "referral")
+    return or_(leads.c.id.in_(named), leads.c.source.in_(referral_sources))
 
 
 @metric(

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Float, and_, case, func, literal_column, or_, select
+from sqlalchemy import Connection, Float, String, and_, case, cast, func, null, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -113,7 +113,7 @@ class Ctx:
         """The breakdown column (labelled ``grp``), NULL when not broken down."""
         by = self.q.by
         if by is None:
-            return literal_column("NULL").label("grp")
+            return cast(null(), String()).label("grp")
         dims = LEAD_DIMENSIONS if dims is None else dims
         if by not in dims:
             raise InvalidInput(
