@@ -1484,7 +1484,7 @@ def landing_page_conversion_rate(ctx: Ctx) -> Rows:
         ctx.grp(SESSION_DIMENSIONS)
     den = counts(ctx, web_sessions, web_sessions.c.started_at, grp)
     num = counts(ctx, web_sessions, web_sessions.c.started_at, grp, _session_captured())
-    return merge_rates(ctx, num, den, "no session landed on this page")
+    return merge_rates(ctx, num, den, "no session landed on this page", fill=False)
 
 
 @metric(

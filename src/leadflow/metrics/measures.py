@@ -252,10 +252,14 @@ def rate_row(
 
 
 def merge_rates(
-    ctx: Ctx, num: dict[tuple[str, Any], Any], den: dict[tuple[str, Any], Any], reason: str = "no population"
+    ctx: Ctx,
+    num: dict[tuple[str, Any], Any],
+    den: dict[tuple[str, Any], Any],
+    reason: str = "no population",
+    fill: bool = True,
 ) -> list[dict[str, Any]]:
     keys = set(num) | set(den)
-    if ctx.q.by is None:
+    if ctx.q.by is None and fill:
         keys |= {(p.label, None) for p in ctx.periods}
     return sorted(
         (rate_row(k[0], k[1], int(num.get(k) or 0), int(den.get(k) or 0), reason) for k in keys),
@@ -303,7 +307,7 @@ def durations(
     rpart = [ranked.c.label, ranked.c.grp] + ([ranked.c[extra_key]] if extra_key else [])
 
     def nearest(pct: int) -> Any:
-        return func.max(case((ranked.c.rn == (ranked.c.n * pct + 99) / 100, ranked.c.secs), else_=None))
+        return func.max(case((ranked.c.rn == (ranked.c.n * pct + 99) // 100, ranked.c.secs), else_=None))
 
     stmt = select(
         *rpart,
