@@ -158,35 +158,35 @@ def jan(tmp_path: Path, db_url: str) -> Workspace:
             extra = {"reason": "student"} if stage == "disqualified" else {}
             ev(lead_id, "stage_changed", when, stage=stage, to=stage, **extra)
         ev(l1, "handoff_sent", at(1, 3))
-        ev(l1, "handoff_accepted", at(1, 4))  # noqa: E702
+        ev(l1, "handoff_accepted", at(1, 4))
         ev(l2, "handoff_sent", at(1, 6))
         ev(l1, "meeting_held", at(1, 4))
         ev(l1, "signup", at(1, 2))
-        ev(l1, "subscription_started", at(1, 20))  # noqa: E702
+        ev(l1, "subscription_started", at(1, 20))
         ev(l2, "signup", at(1, 5))
         ev(l4, "signup", at(1, 22))
         ev(l5, "signup", at(12, 21, year=2025))
         ev(l3, "trial_started", at(1, 10))
-        ev(l3, "subscription_started", at(1, 15))  # noqa: E702
+        ev(l3, "subscription_started", at(1, 15))
         ev(l1, "referral", at(1, 19), referred_lead_id=l4)
         ev(l4, "pql_reached", at(1, 22))
-        ev(l4, "pql_reached", at(1, 25))  # noqa: E702
+        ev(l4, "pql_reached", at(1, 25))
         ev(l5, "pql_reached", at(12, 30, year=2025))
-        ev(l5, "pql_reached", at(1, 3))  # noqa: E702
+        ev(l5, "pql_reached", at(1, 3))
         ev(l1, "pqa_reached", at(1, 15))
         ev(l2, "pqa_reached", at(1, 16))
-        ev(l4, "pqa_reached", at(1, 23))  # noqa: E702
+        ev(l4, "pqa_reached", at(1, 23))
         for lead_id, msg in ((l1, "m1"), (l2, "m2"), (l4, "m4")):
             ev(lead_id, "email_delivered", at(1, 3) if lead_id != l4 else at(1, 21), message_id=msg)
         ev(l1, "email_opened", at(1, 3, 10), message_id="m1")
-        ev(l1, "email_opened", at(1, 3, 11), message_id="m1")  # noqa: E702
+        ev(l1, "email_opened", at(1, 3, 11), message_id="m1")
         ev(l1, "email_clicked", at(1, 3, 11), message_id="m1")
         ev(l1, "email_replied", at(1, 3, 12), message_id="m1")
         ev(l2, "email_unsubscribed", at(1, 6), message_id="m2")
         ev(l4, "email_replied", at(2, 10), message_id="m4")
         ev(l5, "newsletter_subscribed", at(12, 21, year=2025))
         ev(l1, "newsletter_subscribed", at(1, 2))
-        ev(l3, "newsletter_subscribed", at(1, 11))  # noqa: E702
+        ev(l3, "newsletter_subscribed", at(1, 11))
         ev(l1, "social_like", at(1, 5), content="post1", channel="linkedin")
         ev(l1, "social_like", at(1, 5, 10), content="post1", channel="linkedin")
         ev(l1, "social_share", at(1, 6), content="post1", channel="linkedin")
