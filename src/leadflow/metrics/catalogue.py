@@ -81,11 +81,11 @@ def _lead_grp(ctx: Ctx) -> Any:
     return ctx.grp()
 
 
-def _keys(ctx: Ctx, *found: dict[tuple[str, Any], Any]) -> list[tuple[str, Any]]:
+def _keys(ctx: Ctx, *found: dict[tuple[str, Any], Any], fill: bool = True) -> list[tuple[str, Any]]:
     keys: set[tuple[str, Any]] = set()
     for f in found:
         keys |= set(f)
-    if ctx.q.by is None:
+    if ctx.q.by is None and fill:
         keys |= {(p.label, None) for p in ctx.periods}
     return sorted(keys, key=lambda k: (k[0], str(k[1])))
 
@@ -805,7 +805,7 @@ def _money_rows(ctx: Ctx, found: dict[tuple[str, Any], float], **extra: Any) -> 
             "currency": ctx.ws.config.workspace.currency,
             **extra,
         }
-        for k in _keys(ctx, found)
+        for k in _keys(ctx, found, fill=False)
     ]
 
 
