@@ -229,6 +229,29 @@ def _cell(value: Any) -> str:
     return escape(str(value))
 
 
+@app.command("import")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="The CSV file.", exists=True, dir_okay=False)],
+    kind: Annotated[str, typer.Option(help="leads, events, opportunities, spend or revenue.")] = "leads",
+    mapping: Annotated[Path | None, typer.Option(help="Which column is which (YAML).", exists=True)] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a CSV file, in batches, exactly once; rejected rows go to FILE.errors.csv."""
+    from leadflow.imports.service import import_file
+
+    ws = _open(workspace)
+    summary = import_file(ws, file, kind, mapping_path=mapping)
+    ws.close()
+    if as_json:
+        _dump(summary.as_dict())
+    else:
+        console.print(
+            f"{summary.rows_read:,} rows: {summary.created:,} created, {summary.merged:,} merged, "
+            f"{summary.rejected:,} rejected" + (f" (see {summary.error_file})" if summary.error_file else "")
+        )
+
+
 @app.command("metrics")
 def metrics_list(as_json: JsonOpt = False) -> None:
     """The KPI catalogue: every metric id with its definition."""
