@@ -41,6 +41,7 @@ from leadflow.errors import InvalidInput, Problem
 from leadflow.metrics import attribution
 from leadflow.metrics import queries as legacy
 from leadflow.metrics.measures import (
+    STAGE_CHANGED,
     Ctx,
     count_rows,
     counts,
@@ -92,7 +93,7 @@ def _keys(ctx: Ctx, *found: dict[tuple[str, Any], Any], fill: bool = True) -> li
 
 def _stage_is(ctx: Ctx, stage: str) -> Callable[[Any], Any]:
     later = ctx.later(stage)
-    return lambda e: and_(e.c.type == ev.STAGE_CHANGED, e.c.stage.in_(later))
+    return lambda e: and_(e.c.type == STAGE_CHANGED, e.c.stage.in_(later))
 
 
 def _event_is(*types: str) -> Callable[[Any], Any]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Float, String, and_, case, cast, func, null, or_, select
+from sqlalchemy import Connection, Float, String, and_, case, cast, func, literal_column, null, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -153,18 +153,34 @@ def first_event(types: Sequence[str], extra: Any = None, lead_id: Any = None) ->
     return select(func.min(e.c.occurred_at)).where(*conds).scalar_subquery()
 
 
-def first_reach(ctx: Ctx, stage: str, lead_id: Any = None) -> Any:
+STAGE_CHANGED = literal_column("'stage_changed'")  # a literal, so the partial stage index applies
+
+
+@dataclass
+class Reach:
+    """When each lead first reached a stage: a grouped subquery over the stage history that a
+    population outer-joins (set-based: one pass over the stage index, not a lookup per lead)."""
+
+    sub: Any
+
+    @property
+    def t(self) -> Any:
+        return self.sub.c.t
+
+    def is_not(self, other: Any) -> Any:
+        return self.sub.c.t.is_not(other)
+
+
+def first_reach(ctx: Ctx, stage: str) -> Reach:
     """When the lead first entered ``stage`` or any later one."""
-    e = lead_events.alias("fr")
-    return (
-        select(func.min(e.c.occurred_at))
-        .where(
-            e.c.lead_id == (leads.c.id if lead_id is None else lead_id),
-            e.c.type == "stage_changed",
-            e.c.stage.in_(ctx.later(stage)),
-        )
-        .scalar_subquery()
+    e = lead_events.alias(f"fr_{stage}")
+    sub = (
+        select(e.c.lead_id.label("lead_id"), func.min(e.c.occurred_at).label("t"))
+        .where(e.c.type == STAGE_CHANGED, e.c.stage.in_(ctx.later(stage)))
+        .group_by(e.c.lead_id)
+        .subquery(f"reach_{stage}")
     )
+    return Reach(sub)
 
 
 def first_opportunity(lead_id: Any = None) -> Any:
@@ -345,14 +361,21 @@ def durations(
 
 def lead_population(ctx: Ctx, t1: Any, *where: Any, t0: Any = None, grp: Any = None, restrict: bool = True) -> Any:
     """One row per live lead: grp, t0 (default: created), t1 (the outcome time)."""
-    start = leads.c.created_at if t0 is None else t0
-    stmt = select(
-        (ctx.grp() if grp is None else grp), start.label("t0"), t1.label("t1"), leads.c.id.label("lead_id")
-    ).where(live(), *where)
+    frm: Any = leads
+    for x in (t0, t1):
+        if isinstance(x, Reach):
+            frm = frm.outerjoin(x.sub, x.sub.c.lead_id == leads.c.id)
+    start = leads.c.created_at if t0 is None else (t0.t if isinstance(t0, Reach) else t0)
+    end = t1.t if isinstance(t1, Reach) else t1
+    stmt = (
+        select((ctx.grp() if grp is None else grp), start.label("t0"), end.label("t1"), leads.c.id.label("lead_id"))
+        .select_from(frm)
+        .where(live(), *where)
+    )
     if restrict and ctx.q.basis != "period":
         stmt = stmt.where(in_span(ctx, start))
     elif restrict:
-        stmt = stmt.where(or_(in_span(ctx, start), in_span(ctx, t1)))
+        stmt = stmt.where(or_(in_span(ctx, start), in_span(ctx, end)))
     return stmt.subquery("pop")
 
 
