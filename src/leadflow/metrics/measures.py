@@ -312,7 +312,7 @@ def durations(
     at = pop.c[anchor]
     keys = [p.c.label, pop.c.grp] + ([pop.c[extra_key]] if extra_key else [])
     secs = case((pop.c.t1.is_not(None), seconds_between(pop.c.t0, pop.c.t1)), else_=None).label("secs")
-    d = select(*keys, secs).select_from(pop.join(p, and_(at >= p.c.p_start, at < p.c.p_end))).subquery("d")
+    d = select(*keys, secs).select_from(pop.join(p, and_(at >= p.c.p_start, at < p.c.p_end))).offset(0).subquery("d")
     part = [d.c.label, d.c.grp] + ([d.c[extra_key]] if extra_key else [])
     ranked = select(
         *part,

@@ -141,17 +141,23 @@ def stage_reached(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
     order = ws.rules.stages.order
     p = periods_table(q.periods(ws.config.workspace.timezone))
     rank = case({stage: i for i, stage in enumerate(order)}, value=lead_events.c.stage, else_=-1)
-    group, group_by = _group(q)
+    group, _ = _group(q)
+    # The furthest rank of every lead, read from the stage-history index alone, then joined to
+    # the cohort (not a lookup of each cohort lead's whole event history).
+    furthest = (
+        select(lead_events.c.lead_id.label("lead_id"), func.max(rank).label("furthest"))
+        .where(lead_events.c.type == literal_column("'stage_changed'"))
+        .group_by(lead_events.c.lead_id)
+        .subquery("furthest")
+    )
     per_lead = (
-        select(p.c.label.label("period"), group, func.max(rank).label("furthest"))
+        select(p.c.label.label("period"), group, furthest.c.furthest)
         .select_from(
             leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)).join(
-                lead_events,
-                and_(lead_events.c.lead_id == leads.c.id, lead_events.c.type == literal_column("'stage_changed'")),
+                furthest, furthest.c.lead_id == leads.c.id
             )
         )
         .where(_live())
-        .group_by(leads.c.id, p.c.label, *group_by)
         .subquery()
     )
     columns = [func.count().label("cohort")]
