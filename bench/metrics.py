@@ -14,7 +14,6 @@ figures; the benchmark checks they agree and writes leadflow's time divided by D
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 import uuid
@@ -403,4 +402,3 @@ def run(options: list[str]) -> None:
     print(f"wrote {write('metrics', figures)}")
 
 
-_ = statistics

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 
 from leadflow import events as ev
 from leadflow.capture.service import problems_from_validation
@@ -231,6 +231,3 @@ def _revenue(ws: Workspace, conn: Connection, row: RevenueRow, cache: dict[str, 
             kind=row.kind,
         )
     )
-
-
-_ = func

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Date,
-    Float,
     String,
     and_,
     case,
@@ -1882,6 +1881,3 @@ def conversion_curve(ctx: Ctx) -> Rows:
             }
         )
     return sorted(out, key=lambda r: (r["period"], str(r["group"])))
-
-
-_ = (Float, cast, in_span)
