@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import csv_import, http_capture, model, nurture, pipeline, routing, scoring, xeducation
+from bench import csv_import, http_capture, metrics, model, nurture, pipeline, routing, scoring, xeducation
 
 BENCHMARKS = {
     "pipeline": pipeline.run,
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "csv_import": csv_import.run,
     "routing": routing.run,
     "nurture": nurture.run,
+    "metrics": metrics.run,
 }
 
 

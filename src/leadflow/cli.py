@@ -163,20 +163,119 @@ def report(
     ] = None,
     to: Annotated[str | None, typer.Option("--to", help="Day after the last, YYYY-MM-DD (default: tomorrow).")] = None,
     as_json: JsonOpt = False,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Metric id (repeat for several; see `leadflow metrics`).")
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="Break down by source, medium, campaign, landing_page, "
+            "capture_context, country, segment, owner or team."
+        ),
+    ] = None,
+    grain: Annotated[str | None, typer.Option(help="One row per day, week, month, quarter or year.")] = None,
+    basis: Annotated[str, typer.Option(help="cohort (default) or period.")] = "cohort",
+    model: Annotated[str | None, typer.Option(help="Attribution model (roas, revenue_by_source, ...).")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Add the previous period and the change.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    html_file: Annotated[Path | None, typer.Option("--html", help="Write an HTML report with Plotly charts.")] = None,
 ) -> None:
-    """Leads and net lead flow per month, and the funnel by source."""
-    from leadflow.metrics.service import overview
+    """Leads and net lead flow per month and the funnel by source; or any metrics (--metric)."""
+    from leadflow.metrics.service import DASHBOARD, compute, make_query, overview
 
     ws = _open(workspace)
     end = _parse_date(to, "--to") or date.fromordinal(ws.clock.now().date().toordinal() + 1)
     start = _parse_date(from_, "--from") or date(end.year - 1, end.month, 1)
+    if not metric and not (as_csv or html_file or by or grain):
+        with ws.reader() as conn:
+            data = overview(ws, conn, start, end)
+        if as_json:
+            _dump(data)
+        else:
+            print_overview(data)
+        ws.close()
+        return
+    ids = list(metric or DASHBOARD)
+    query = make_query(start, end, grain=grain, by=by, basis=basis, model=model)
     with ws.reader() as conn:
-        data = overview(ws, conn, start, end)
-    if as_json:
-        _dump(data)
-    else:
-        print_overview(data)
+        results = [compute(ws, conn, m, query, compare=compare) for m in ids]
     ws.close()
+    _emit_metrics(results, as_json, as_csv, html_file)
+
+
+def _emit_metrics(results: list[dict[str, Any]], as_json: bool, as_csv: bool, html_file: Path | None) -> None:
+    from leadflow.metrics.report import flat_rows, to_csv, to_html
+
+    if html_file is not None:
+        html_file.write_text(to_html(results), encoding="utf-8")
+        err.print(f"wrote {html_file}")
+    if as_json:
+        _dump(results)
+    elif as_csv:
+        sys.stdout.write(to_csv(results))
+    elif html_file is None:
+        for result in results:
+            rows = flat_rows(result)
+            columns = list(dict.fromkeys(k for r in rows for k in r if k != "metric"))
+            table = Table(
+                title=f"{result['name']} — {result['definition']}",
+                title_justify="left",
+                caption=f"{result['formula']} · {result['basis']} basis",
+                caption_justify="left",
+            )
+            for c in columns:
+                table.add_column(c, justify="left" if c in ("period", "group", "stage", "reason") else "right")
+            for r in rows:
+                table.add_row(*(_cell(r.get(c)) for c in columns))
+            console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return escape(str(value))
+
+
+@app.command("import")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="The CSV file.", exists=True, dir_okay=False)],
+    kind: Annotated[str, typer.Option(help="leads, events, opportunities, spend or revenue.")] = "leads",
+    mapping: Annotated[Path | None, typer.Option(help="Which column is which (YAML).", exists=True)] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a CSV file, in batches, exactly once; rejected rows go to FILE.errors.csv."""
+    from leadflow.imports.service import import_file
+
+    ws = _open(workspace)
+    summary = import_file(ws, file, kind, mapping_path=mapping)
+    ws.close()
+    if as_json:
+        _dump(summary.as_dict())
+    else:
+        console.print(
+            f"{summary.rows_read:,} rows: {summary.created:,} created, {summary.merged:,} merged, "
+            f"{summary.rejected:,} rejected" + (f" (see {summary.error_file})" if summary.error_file else "")
+        )
+
+
+@app.command("metrics")
+def metrics_list(as_json: JsonOpt = False) -> None:
+    """The KPI catalogue: every metric id with its definition."""
+    from leadflow.metrics.service import catalogue
+
+    items = catalogue()
+    if as_json:
+        _dump(items)
+        return
+    table = Table(title="Metrics", title_justify="left")
+    for c in ("id", "name", "unit", "definition"):
+        table.add_column(c)
+    for m in items:
+        table.add_row(m["id"], m["name"], m["unit"], m["definition"])
+    console.print(table)
 
 
 def print_overview(data: dict[str, Any]) -> None:

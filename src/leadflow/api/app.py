@@ -12,6 +12,7 @@ from leadflow.api import errors
 from leadflow.api.activity import router as events_router
 from leadflow.api.errors import problem
 from leadflow.api.leads import router as leads_router
+from leadflow.api.metrics import router as metrics_router
 from leadflow.api.models import router as models_router
 from leadflow.api.nurture import router as nurture_router
 from leadflow.api.privacy import router as privacy_router
@@ -125,6 +126,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(w2l_router)
     app.include_router(nurture_router)
     app.include_router(privacy_router)
+    app.include_router(metrics_router)
     install_dashboard(app)
     app.add_middleware(BodyLimit, limits={"/w2l": ws.rules.capture.web_to_lead.max_bytes}, default=BODY_LIMIT)
     return app

@@ -567,6 +567,9 @@ class MetricsSection(Strict):
     maturity_days: int = Field(default=90, ge=1)
     inactive_after_days: int = Field(default=90, ge=1)
     engagement_window_days: int = Field(default=14, ge=1)
+    gross_margin: float = Field(default=1.0, gt=0, le=1, description="share of revenue kept, for ltv and payback")
+    attribution_half_life_days: float = Field(default=7.0, gt=0, description="time-decay attribution half-life")
+    market_size_per_year: Decimal | None = Field(default=None, gt=0, description="total market, for market_share")
 
 
 class WorkspaceConfig(Strict):

@@ -120,6 +120,17 @@ def recognise(headers: Sequence[str]) -> ColumnMapping:
 def load(path: Path | None, headers: Sequence[str], kind: str) -> ColumnMapping:
     """The mapping for a file: from ``path``, else recognised from the headers. Every column the
     mapping names must exist in the file, and every target must be a field of ``kind``."""
+    from leadflow.imports.sales import TARGETS as SALES_TARGETS
+
+    if path is None and kind in SALES_TARGETS:
+        # Historical sales files: headers named as the fields are taken as they are.
+        mapping = ColumnMapping(columns={h: h for h in headers if h in SALES_TARGETS[kind]})
+        if not mapping.columns:
+            raise InvalidInput(
+                "no known columns",
+                [Problem("mapping", f"name the columns {', '.join(SALES_TARGETS[kind])}, or give --mapping")],
+            )
+        return mapping
     if path is None:
         mapping = recognise(headers)
         if not mapping.columns:
@@ -138,7 +149,7 @@ def load(path: Path | None, headers: Sequence[str], kind: str) -> ColumnMapping:
             f"{path.name} is not a valid mapping",
             [Problem("mapping." + ".".join(str(p) for p in e["loc"]), str(e["msg"])) for e in exc.errors()],
         ) from None
-    targets = LEAD_TARGETS if kind == "leads" else EVENT_TARGETS
+    targets = LEAD_TARGETS if kind == "leads" else SALES_TARGETS.get(kind, EVENT_TARGETS)
     problems = [
         Problem(f"mapping.columns.{target}", f"unknown field; fields: {', '.join(targets)}, custom.<name>")
         for target in (*mapping.columns, *mapping.constants)

@@ -29,10 +29,11 @@ from leadflow.capture.service import prepare, problems_from_validation
 from leadflow.db.tables import import_rejections, import_runs
 from leadflow.errors import Conflict, InvalidInput, LeadflowError, Problem
 from leadflow.imports.mapping import ColumnMapping, apply, load
+from leadflow.imports.sales import SALES_KINDS, import_row, parse
 from leadflow.pipeline import process_many
 from leadflow.workspace import Workspace
 
-KINDS = ("leads", "events")
+KINDS = ("leads", "events", *SALES_KINDS)
 csv.field_size_limit(10_000_000)
 
 
@@ -179,6 +180,17 @@ def _import_batch(
             for result in process_many(ws, conn, good, actor=actor):
                 created += result.created
                 merged += not result.created
+        elif kind in SALES_KINDS:
+            accounts_seen: dict[str, int] = {}
+            for line, row in chunk:
+                try:
+                    item = parse(kind, apply(mapping, row), mapping.date_format)
+                    with conn.begin_nested():
+                        import_row(ws, conn, kind, item, actor, accounts_seen)
+                    created += 1
+                except LeadflowError as exc:
+                    accounts_seen.clear()  # a rolled-back savepoint may have taken an account with it
+                    rejected.append(_rejection(run_id, line, row, exc))
         else:
             for line, row in chunk:
                 try:

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, literal_column, select
 
-from leadflow import events as ev
 from leadflow.db.tables import lead_events, leads
 from leadflow.errors import InvalidInput, Problem
 from leadflow.metrics.periods import Period, bounds, periods_table, split
@@ -101,7 +100,7 @@ def net_lead_flow(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
                 p, and_(lead_events.c.occurred_at >= p.c.p_start, lead_events.c.occurred_at < p.c.p_end)
             )
         )
-        .where(lead_events.c.type == ev.STAGE_CHANGED, lead_events.c.stage.in_(CLOSED_STAGES), _live())
+        .where(lead_events.c.type == literal_column("'stage_changed'"), lead_events.c.stage.in_(CLOSED_STAGES), _live())
         .group_by(p.c.label, *group_by)
     )
     for r in conn.execute(closed):
@@ -111,18 +110,25 @@ def net_lead_flow(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
     # the periods back by `days` and count last activities inside them.
     gap = timedelta(days=days)
     shifted = [Period(x.label, x.start - gap, min(x.end, now) - gap) for x in periods if x.start < now]
+    shifted = [x for x in shifted if x.end > x.start]
     if shifted:
-        s = periods_table(shifted, name="inactive_periods")
+        # One pass over the leads, each bucketed by a CASE on its last activity (periods are few).
+        at = leads.c.last_activity_at
+        label = case(*[(and_(at >= x.start, at < x.end), x.label) for x in shifted], else_=None).label("label")
         inactive = (
-            select(s.c.label, group, func.count().label("n"))
-            .select_from(
-                leads.join(s, and_(leads.c.last_activity_at >= s.c.p_start, leads.c.last_activity_at < s.c.p_end))
+            select(label, group, func.count().label("n"))
+            .where(
+                _live(),
+                at >= min(x.start for x in shifted),
+                at < max(x.end for x in shifted),
+                leads.c.stage.not_in((*CLOSED_STAGES, ws.rules.stages.target)),
+                leads.c.erased_at.is_(None),
             )
-            .where(_live(), leads.c.stage.not_in((*CLOSED_STAGES, ws.rules.stages.target)), leads.c.erased_at.is_(None))
-            .group_by(s.c.label, *group_by)
+            .group_by(label, *group_by)
         )
         for r in conn.execute(inactive):
-            row(r.label, r.grp)["inactive"] = int(r.n)
+            if r.label is not None:
+                row(r.label, r.grp)["inactive"] = int(r.n)
 
     for values in out.values():
         values["value"] = values["new"] - values["closed"] - values["inactive"]
@@ -135,16 +141,23 @@ def stage_reached(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
     order = ws.rules.stages.order
     p = periods_table(q.periods(ws.config.workspace.timezone))
     rank = case({stage: i for i, stage in enumerate(order)}, value=lead_events.c.stage, else_=-1)
-    group, group_by = _group(q)
+    group, _ = _group(q)
+    # The furthest rank of every lead, read from the stage-history index alone, then joined to
+    # the cohort (not a lookup of each cohort lead's whole event history).
+    furthest = (
+        select(lead_events.c.lead_id.label("lead_id"), func.max(rank).label("furthest"))
+        .where(lead_events.c.type == literal_column("'stage_changed'"))
+        .group_by(lead_events.c.lead_id)
+        .subquery("furthest")
+    )
     per_lead = (
-        select(p.c.label.label("period"), group, func.max(rank).label("furthest"))
+        select(p.c.label.label("period"), group, furthest.c.furthest)
         .select_from(
             leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)).join(
-                lead_events, and_(lead_events.c.lead_id == leads.c.id, lead_events.c.type == ev.STAGE_CHANGED)
+                furthest, furthest.c.lead_id == leads.c.id
             )
         )
         .where(_live())
-        .group_by(leads.c.id, p.c.label, *group_by)
         .subquery()
     )
     columns = [func.count().label("cohort")]

@@ -2,66 +2,186 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection
 
-from leadflow.errors import NotFound
-from leadflow.metrics import queries
+from leadflow.errors import InvalidInput, NotFound, Problem
+from leadflow.metrics import attribution
+from leadflow.metrics import catalogue as _catalogue  # noqa: F401 - registers every metric
+from leadflow.metrics.periods import GRAINS
 from leadflow.metrics.queries import MetricQuery
-from leadflow.metrics.registry import METRICS, Metric, register
+from leadflow.metrics.registry import METRICS, Metric
+from leadflow.metrics.stats import compare_rates
 from leadflow.workspace import Workspace
-
-register(
-    Metric(
-        id="lead_volume",
-        name="Lead volume",
-        definition="how many leads were captured",
-        unit="count",
-        formula="count of leads created in period (a merged duplicate counts once)",
-        compute=queries.lead_volume,
-    )
-)
-register(
-    Metric(
-        id="net_lead_flow",
-        name="Net Lead Flow",
-        definition="change in the count of qualified, useful leads",
-        unit="count",
-        formula="new leads in period − leads that became lost, disqualified or inactive in period "
-        "(inactive = no activity for inactive_after_days)",
-        compute=queries.net_lead_flow,
-    )
-)
-register(
-    Metric(
-        id="stage_reached",
-        name="Stage Reached",
-        definition="how far leads get before falling out or winning",
-        unit="distribution",
-        formula="for the cohort, the distribution of the furthest stage reached (count and share per stage)",
-        compute=queries.stage_reached,
-    )
-)
 
 
 def catalogue() -> list[dict[str, str]]:
     return [m.describe() for m in METRICS.values()]
 
 
-def compute(ws: Workspace, conn: Connection, metric_id: str, query: MetricQuery) -> dict[str, Any]:
+MAX_PERIODS = 1000
+EARLIEST, LATEST = date(1900, 1, 1), date(2200, 1, 1)
+DASHBOARD = (
+    "net_lead_flow",
+    "stage_reached",
+    "lead_conversion_rate",
+    "deal_velocity",
+    "response_time",
+    "cost_per_lead",
+    "cac",
+    "roas",
+)
+
+
+def make_query(
+    start: date,
+    end: date,
+    *,
+    grain: str | None = None,
+    by: str | None = None,
+    basis: str = "cohort",
+    model: str | None = None,
+    stage: str | None = None,
+) -> MetricQuery:
+    """A validated query: every problem names the parameter it comes from."""
+    problems = [
+        Problem(name, f"must be between {EARLIEST} and {LATEST}")
+        for name, day in (("from", start), ("to", end))
+        if not EARLIEST <= day <= LATEST
+    ]
+    if problems:
+        raise InvalidInput("date out of range", problems)
+    if model is not None and model not in attribution.MODELS:
+        raise InvalidInput("unknown attribution model", [Problem("model", f"one of {', '.join(attribution.MODELS)}")])
+    extra = {k: v for k, v in (("model", model), ("stage", stage)) if v is not None}
+    query = MetricQuery(start=start, end=end, grain=grain, by=by, basis=basis, extra=extra)
+    if grain is not None:
+        if grain not in GRAINS:
+            raise InvalidInput("unknown period", [Problem("grain", f"{grain!r} is not one of {', '.join(GRAINS)}")])
+        days = (end - start).days
+        per = {"day": 1, "week": 7, "month": 28, "quarter": 90, "year": 365}[grain]
+        if days / per > MAX_PERIODS:
+            raise InvalidInput(
+                "too many periods", [Problem("grain", f"at most {MAX_PERIODS} periods; use a coarser grain")]
+            )
+    return query
+
+
+def get_metric(metric_id: str) -> Metric:
     metric = METRICS.get(metric_id)
     if metric is None:
-        raise NotFound(f"no metric {metric_id!r}; see the catalogue for the ids")
+        raise NotFound(f"no metric {metric_id!r}; see the catalogue for the ids", [Problem("id", "unknown metric")])
+    return metric
+
+
+def compute(
+    ws: Workspace, conn: Connection, metric_id: str, query: MetricQuery, *, compare: bool = False
+) -> dict[str, Any]:
+    """The metric for the query; with ``compare``, each row also carries the previous period's
+    value (the same length of time just before ``from``) and the change."""
+    metric = get_metric(metric_id)
     rows = metric.compute(conn, ws, query)
-    return {
+    out = {
         **metric.describe(),
         "from": query.start.isoformat(),
         "to": query.end.isoformat(),
         "grain": query.grain,
         "by": query.by,
         "basis": query.basis,
+        "model": query.extra.get("model"),
+        "currency": ws.config.workspace.currency,
         "rows": rows,
+    }
+    if compare:
+        length = query.end - query.start
+        before = MetricQuery(
+            start=query.start - length, end=query.start, grain=None, by=query.by, basis=query.basis, extra=query.extra
+        )
+        previous = {r["group"]: r for r in metric.compute(conn, ws, before)}
+        out["previous"] = {"from": before.start.isoformat(), "to": before.end.isoformat()}
+        if query.grain is None:
+            for r in rows:
+                p = previous.get(r["group"])
+                pv = None if p is None else p.get("value")
+                r["previous"] = pv
+                r["change"] = _change(r.get("value"), pv)
+        else:
+            out["previous"]["rows"] = list(previous.values())
+    return out
+
+
+def _change(now: Any, before: Any) -> float | None:
+    try:
+        a, b = float(now), float(before)
+    except (TypeError, ValueError):
+        return None
+    return None if b == 0 else (a - b) / abs(b)
+
+
+def compare_sources(
+    ws: Workspace, conn: Connection, metric_id: str, query: MetricQuery, a: str | None = None, b: str | None = None
+) -> dict[str, Any]:
+    """Is one source's rate really different from another's? Every pair asked for (or every source
+    against all the others together) with a z-test / Fisher's exact test and a verdict."""
+    metric = get_metric(metric_id)
+    if metric.unit != "rate":
+        raise InvalidInput("not a rate", [Problem("id", "sources can be compared on rate metrics only")])
+    if query.grain is not None:
+        query = MetricQuery(start=query.start, end=query.end, by=query.by, basis=query.basis, extra=query.extra)
+    by = query.by or "source"
+    query = MetricQuery(start=query.start, end=query.end, by=by, basis=query.basis, extra=query.extra)
+    groups = {str(r["group"]): r for r in metric.compute(conn, ws, query)}
+    for name, value in (("a", a), ("b", b)):
+        if value is not None and value not in groups:
+            raise InvalidInput(
+                f"no {by} {value!r} in this period", [Problem(name, f"one of {', '.join(sorted(groups))}")]
+            )
+    if a is not None and b is not None:
+        pairs = [
+            (a, groups[a]["numerator"], groups[a]["denominator"], b, groups[b]["numerator"], groups[b]["denominator"])
+        ]
+    else:
+        total_x = sum(r["numerator"] for r in groups.values())
+        total_n = sum(r["denominator"] for r in groups.values())
+        names = [a] if a is not None else sorted(groups)
+        pairs = [
+            (
+                g,
+                groups[g]["numerator"],
+                groups[g]["denominator"],
+                f"all but {g}",
+                total_x - groups[g]["numerator"],
+                total_n - groups[g]["denominator"],
+            )
+            for g in names
+        ]
+    return {
+        "metric": metric_id,
+        "by": by,
+        "from": query.start.isoformat(),
+        "to": query.end.isoformat(),
+        "basis": query.basis,
+        "comparisons": [compare_rates(*pair).as_dict() for pair in pairs],
+    }
+
+
+def dashboard(ws: Workspace, conn: Connection, start: date, end: date) -> dict[str, Any]:
+    """The dashboard set: net lead flow, funnel, conversion by source, velocity, SLA attainment,
+    CPL, CAC and ROAS."""
+    month = MetricQuery(start=start, end=end, grain="month")
+    whole = MetricQuery(start=start, end=end)
+    by_source = MetricQuery(start=start, end=end, by="source")
+    return {
+        "net_lead_flow": compute(ws, conn, "net_lead_flow", month),
+        "funnel": compute(ws, conn, "stage_reached", whole),
+        "conversion_by_source": compute(ws, conn, "lead_conversion_rate", by_source),
+        "deal_velocity": compute(ws, conn, "deal_velocity", whole),
+        "response_time": compute(ws, conn, "response_time", whole),
+        "cost_per_lead": compute(ws, conn, "cost_per_lead", by_source),
+        "cac": compute(ws, conn, "cac", month),
+        "roas": compute(ws, conn, "roas", by_source),
     }
 
 

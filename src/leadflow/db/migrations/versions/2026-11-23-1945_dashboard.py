@@ -1,7 +1,7 @@
-"""dashboard users, and an index on stage changes
+"""dashboard users
 
 Revision ID: 0011_dashboard
-Revises: 0010_nurture
+Revises: 0007_metrics
 Create Date: 2026-11-23 19:45:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import leadflow.db.types
 
 revision = "0011_dashboard"
-down_revision = "0010_nurture"
+down_revision = "0007_metrics"
 branch_labels = None
 depends_on = None
 
@@ -34,21 +34,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
-    with op.batch_alter_table("lead_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_lead_events_stage_changes",
-            ["occurred_at", "lead_id", "stage"],
-            unique=False,
-            sqlite_where=sa.text("type = 'stage_changed'"),
-            postgresql_where=sa.text("type = 'stage_changed'"),
-        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("lead_events", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_lead_events_stage_changes",
-            sqlite_where=sa.text("type = 'stage_changed'"),
-            postgresql_where=sa.text("type = 'stage_changed'"),
-        )
     op.drop_table("users")
