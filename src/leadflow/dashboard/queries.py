@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
@@ -12,7 +11,7 @@ from sqlalchemy import Connection, and_, case, func, select
 from leadflow import events as ev
 from leadflow.dashboard.access import readable_leads, readable_owners
 from leadflow.dashboard.users import User
-from leadflow.db.tables import lead_events, leads, model_activations, model_versions, owners, revenue, spend
+from leadflow.db.tables import lead_events, leads, model_activations, model_versions, owners
 from leadflow.errors import NotFound
 from leadflow.handoff.service import HANDOFF_TYPES
 from leadflow.metrics.periods import split
@@ -271,59 +270,32 @@ def funnel_by_source(
 
 
 def unit_economics(
-    ws: Workspace, conn: Connection, user: User, start: date, end: date, source: str | None
+    ws: Workspace, conn: Connection, start: date, end: date, source: str | None, model: str | None
 ) -> list[dict[str, Any]]:
-    """Per source: spend, leads, customers, revenue; CPL = spend / leads, CAC = spend / customers,
-    ROAS = revenue / spend (revenue from leads of that source, recognised in the period)."""
-    tz_period = split(start, end, "month", ws.config.workspace.timezone)
-    lo, hi = tz_period[0].start, tz_period[-1].end
-    where = _filtered(user, source)
-    spent_q = select(spend.c.source_id, func.sum(spend.c.amount)).where(
-        spend.c.period_start >= start, spend.c.period_start < end, spend.c.kind == "marketing"
-    )
-    if source:
-        spent_q = spent_q.where(spend.c.source_id == source)
-    spent = {k: Decimal(str(v or 0)) for k, v in conn.execute(spent_q.group_by(spend.c.source_id)).all()}
-    target = ws.rules.stages.target
-    counts = {
-        r.source: r
-        for r in conn.execute(
-            select(
-                leads.c.source,
-                func.count().label("leads"),
-                func.sum(case((leads.c.stage == target, 1), else_=0)).label("customers"),
+    """Per source, from the metrics catalogue (one definition for the API, the CLI and here):
+    CPL and CAC (marketing and sales spend per lead and per new customer) and ROAS (revenue
+    credited to the source under the attribution ``model``, over marketing spend). Spend has no
+    owner or team, so these are the workspace's figures for every role that sees metrics."""
+    from leadflow.metrics.service import compute, make_query
+
+    query = make_query(start, end, by="source", model=model)
+    found: dict[str, dict[str, Any]] = {}
+    for metric_id, key in (("cost_per_lead", "cpl"), ("cac", "cac"), ("roas", "roas")):
+        for r in compute(ws, conn, metric_id, query)["rows"]:
+            if r["group"] is None or (source and r["group"] != source):
+                continue
+            row = found.setdefault(
+                r["group"],
+                {"source": r["group"], "spend": 0.0, "cpl": None, "cac": None, "roas": None}
+                | {"leads": None, "new_customers": None, "revenue": None},
             )
-            .where(leads.c.created_at >= lo, leads.c.created_at < hi, *where)
-            .group_by(leads.c.source)
-        )
-    }
-    earned = {
-        k: Decimal(str(v or 0))
-        for k, v in conn.execute(
-            select(leads.c.source, func.sum(revenue.c.amount))
-            .select_from(revenue.join(leads, leads.c.id == revenue.c.lead_id))
-            .where(revenue.c.recognized_at >= lo, revenue.c.recognized_at < hi, *where)
-            .group_by(leads.c.source)
-        ).all()
-    }
-    out = []
-    for src in sorted(set(spent) | {k for k in counts if k}):
-        c = counts.get(src)
-        n, won = (int(c.leads), int(c.customers or 0)) if c else (0, 0)
-        cost, rev = spent.get(src, Decimal(0)), earned.get(src, Decimal(0))
-        out.append(
-            {
-                "source": src,
-                "spend": float(cost),
-                "leads": n,
-                "customers": won,
-                "revenue": float(rev),
-                "cpl": float(cost / n) if n and cost else None,
-                "cac": float(cost / won) if won and cost else None,
-                "roas": float(rev / cost) if cost else None,
-            }
-        )
-    return out
+            row[key] = None if r["value"] is None else float(r["value"])
+            if metric_id == "cost_per_lead":
+                row["spend"] = float(r.get("spend") or 0)  # marketing and sales spend
+            for extra in ("leads", "new_customers", "revenue"):
+                if extra in r:
+                    row[extra] = float(r[extra] or 0) if extra == "revenue" else int(r[extra] or 0)
+    return sorted(found.values(), key=lambda x: -(x.get("spend") or 0))
 
 
 # -- models ------------------------------------------------------------------------------------

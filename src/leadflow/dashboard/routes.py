@@ -411,7 +411,10 @@ def metrics(
     request: Request,
     months: Annotated[int, Query(ge=1, le=36)] = 12,
     source: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
+    from leadflow.metrics.attribution import MODELS
+
     user = _signed_in(request, "metrics")
     ws = _ws(request)
     today = ws.clock.now().date()
@@ -420,9 +423,20 @@ def metrics(
     start = date(total // 12, total % 12 + 1, 1)
     end = date.fromordinal(today.toordinal() + 1)
     source = source or None
+    model = model if model in MODELS else "linear"
     with ws.reader() as conn:
         # The figures change only when an event is written: keep them until the next one.
-        key = (user.role, user.team_id, user.owner_id, start, end, source, queries.last_event_id(conn), ws.version)
+        key = (
+            user.role,
+            user.team_id,
+            user.owner_id,
+            start,
+            end,
+            source,
+            model,
+            queries.last_event_id(conn),
+            ws.version,
+        )
         cache: dict[Any, Any] = ws.caches.setdefault("dashboard.metrics", {})
         if key not in cache:
             if len(cache) > 64:
@@ -430,7 +444,7 @@ def metrics(
             cache[key] = (
                 queries.monthly_flow(ws, conn, user, start, end, source),
                 queries.funnel_by_source(ws, conn, user, start, end, source),
-                queries.unit_economics(ws, conn, user, start, end, source),
+                queries.unit_economics(ws, conn, start, end, source, model),
                 queries.sources(conn, user),
             )
         flow, funnel, economics, known = cache[key]
