@@ -461,7 +461,7 @@ def metrics(
         months=months,
         start=start,
         end=end,
-        charts_json=json.dumps(charts, default=str),
+        charts_json=json.dumps(charts, default=str).replace("</", "<\\/"),
         plotly=_plotly_path() is not None,
     )
 
@@ -485,7 +485,18 @@ def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=10
                 advice = cache[key]
             except LeadflowError as exc:
                 problem = str(exc)
-    return _page(request, "models.html", user, summary=summary, capacity=capacity, advice=advice, problem=problem)
+    evaluation = (summary or {}).get("version", {}).get("report", {}).get("evaluation") or {}
+    return _page(
+        request,
+        "models.html",
+        user,
+        summary=summary,
+        capacity=capacity,
+        advice=advice,
+        problem=problem,
+        evaluation_json=json.dumps(evaluation, default=str).replace("</", "<\\/"),
+        plotly=_plotly_path() is not None,
+    )
 
 
 # -- static files --------------------------------------------------------------------------------
