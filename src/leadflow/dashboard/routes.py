@@ -268,9 +268,11 @@ def _prediction(ws: Workspace, conn: Any, lead_id: int) -> dict[str, Any] | None
     if active_id(conn) is None:
         return None
     try:
-        return predict_lead(ws, conn, lead_id)
+        found = predict_lead(ws, conn, lead_id)
     except LeadflowError:
         return None
+    found["top"] = sorted(found.get("contributions") or [], key=lambda c: -abs(c["contribution"]))[:5]
+    return found
 
 
 async def _lead_action(request: Request, lead_id: int) -> tuple[User, Response | None]:
@@ -458,6 +460,8 @@ def metrics(
         economics=economics,
         sources=known,
         source=source,
+        model=model,
+        models=MODELS,
         months=months,
         start=start,
         end=end,
