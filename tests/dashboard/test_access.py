@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from leadflow.dashboard.access import readable_leads
@@ -123,3 +124,62 @@ def test_the_readable_clause_is_one_where_for_every_role(ws: Workspace) -> None:
                 assert seen == {i for i in ids if owners[i] == user.owner_id}
             else:
                 assert seen == {i for i in ids if owners[i] in ("ana", "ben", "chloe", "dmitri", "mira")}
+
+
+def test_metrics_count_only_the_managers_team_and_update_with_new_leads(ws: Workspace, live: LiveServer) -> None:
+    _users(ws)
+    _lead(ws, "grace@navy-labs.example", title="Director of Engineering", employees=800)  # sales team
+    _lead(ws, "big@enterprise-corp.example", title="Director", employees=9000)  # enterprise team
+    mira, _ = _sign_in(live, "mira@northwind.example")
+
+    def total_new() -> int:
+        page = mira.get("/app/metrics")
+        assert page.status_code == 200
+        return int(re.search(r'id="total-new">(\d+)<', page.text).group(1))  # type: ignore[union-attr]
+
+    assert total_new() == 1  # the enterprise lead is not on mira's team
+    _lead(ws, "ada@engines.example", title="VP Engineering", employees=300)
+    assert total_new() == 2  # figures are cached only until the next event
+
+
+def test_user_create_from_the_command_line(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from leadflow.cli import app
+    from leadflow.dashboard.users import authenticate
+
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", ws.engine.url.render_as_string(hide_password=False))
+    runner = CliRunner()
+    args = [
+        "user",
+        "create",
+        "Chloe@Northwind.example",
+        "--role",
+        "rep",
+        "--owner",
+        "chloe",
+        "--workspace",
+        str(ws.path),
+    ]
+    result = runner.invoke(app, [*args, "--password", "long enough pw"])
+    assert result.exit_code == 0, result.output
+    assert "chloe@northwind.example created: rep, owner chloe, team sales" in " ".join(result.output.split())
+    refused = runner.invoke(
+        app,
+        [
+            "user",
+            "create",
+            "x@northwind.example",
+            "--role",
+            "rep",
+            "--workspace",
+            str(ws.path),
+            "--password",
+            "long enough pw",
+        ],
+    )
+    assert refused.exit_code == 1 and "--owner" in str(refused.exception)  # main() prints it and exits 1
+    with ws.reader() as conn:
+        user = authenticate(conn, "chloe@northwind.example", "long enough pw")
+        assert user is not None and (user.role, user.owner_id, user.team_id) == ("rep", "chloe", "sales")
+        assert authenticate(conn, "chloe@northwind.example", "wrong password") is None
