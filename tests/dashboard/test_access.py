@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from leadflow.dashboard.access import readable_leads
 from leadflow.dashboard.users import create_user
-from leadflow.db.tables import lead_events, leads
+from leadflow.db.tables import lead_events, leads, review_items
 from leadflow.pipeline import process
 from leadflow.workspace import Workspace
 from tests.conftest import LiveServer
@@ -183,3 +183,39 @@ def test_user_create_from_the_command_line(ws: Workspace, monkeypatch: pytest.Mo
         user = authenticate(conn, "chloe@northwind.example", "long enough pw")
         assert user is not None and (user.role, user.owner_id, user.team_id) == ("rep", "chloe", "sales")
         assert authenticate(conn, "chloe@northwind.example", "wrong password") is None
+
+
+def test_review_queue_shows_the_team_items_and_a_decision_needs_a_reason(ws: Workspace, live: LiveServer) -> None:
+    _users(ws)
+    with ws.transaction() as conn:
+        create_user(conn, "farid@northwind.example", PASSWORD, "manager", ws.clock.now(), owner="farid")
+    lead_id = _lead(
+        ws,
+        "grace@navy-labs.example",
+        title="Director of Engineering",
+        employees=800,
+        capture_context="demo",
+        first_name="Grace",
+        last_name="Hopper",
+    )
+    with ws.reader() as conn:
+        item_id = conn.execute(select(review_items.c.id).where(review_items.c.lead_id == lead_id)).scalar_one()
+    mira, _ = _sign_in(live, "mira@northwind.example")
+    farid, _ = _sign_in(live, "farid@northwind.example")
+    assert f"/app/leads/{lead_id}" in mira.get("/app/review").text
+    assert f"/app/leads/{lead_id}" not in farid.get("/app/review").text  # another team's lead
+    token = _csrf(farid, "/app/review")
+    assert (
+        farid.post(f"/app/review/{item_id}", data={"decision": "accept", "reason": "x", "csrf": token}).status_code
+        == 403
+    )
+    token = _csrf(mira, "/app/review")
+    no_reason = mira.post(f"/app/review/{item_id}", data={"decision": "accept", "reason": "", "csrf": token})
+    assert no_reason.status_code == 303 and "error=" in no_reason.headers["location"]
+    done = mira.post(f"/app/review/{item_id}", data={"decision": "accept", "reason": "a real buyer", "csrf": token})
+    assert done.status_code == 303 and "done=" in done.headers["location"]
+    with ws.reader() as conn:
+        assert (
+            conn.execute(select(review_items.c.status).where(review_items.c.id == item_id)).scalar_one() == "accepted"
+        )
+        assert conn.execute(select(leads.c.stage).where(leads.c.id == lead_id)).scalar_one() == "mql"

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, case, func, select
 from leadflow import events as ev
 from leadflow.dashboard.access import readable_leads, readable_owners
 from leadflow.dashboard.users import User
-from leadflow.db.tables import lead_events, leads, model_activations, model_versions, owners
+from leadflow.db.tables import lead_events, leads, model_activations, model_versions, owners, review_items
 from leadflow.errors import NotFound
 from leadflow.handoff.service import HANDOFF_TYPES
 from leadflow.metrics.periods import split
@@ -81,6 +81,22 @@ def can_read(conn: Connection, user: User, lead_id: int) -> bool:
     if exists is None:
         raise NotFound(f"no lead {lead_id}")
     return conn.execute(select(leads.c.id).where(leads.c.id == lead_id, readable_leads(user))).first() is not None
+
+
+def review_queue(conn: Connection, user: User, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Open quality review items on leads the user may read, oldest first."""
+    stmt = (
+        select(review_items)
+        .join(leads, leads.c.id == review_items.c.lead_id)
+        .where(review_items.c.kind == "quality", review_items.c.status == "open", readable_leads(user))
+        .order_by(review_items.c.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def review_lead(conn: Connection, item_id: int) -> int | None:
+    return conn.execute(select(review_items.c.lead_id).where(review_items.c.id == item_id)).scalar()
 
 
 # -- teams and routing -------------------------------------------------------------------------

@@ -362,11 +362,9 @@ async def move_stage(request: Request, lead_id: int) -> Response:
 
 @router.get("/review")
 def review(request: Request) -> Response:
-    from leadflow.qualify.review import list_items
-
     user = _signed_in(request, "review")
     with _ws(request).reader() as conn:
-        items = list_items(conn, kind="quality", status="open", limit=50)
+        items = queries.review_queue(conn, user)
     return _page(request, "review.html", user, items=items)
 
 
@@ -379,6 +377,10 @@ async def review_decide(request: Request, item_id: int) -> Response:
         return _page(request, "error.html", user, 403, title="Form expired", message="Reload the page and try again.")
     form = await request.form()
     ws = _ws(request)
+    with ws.reader() as conn:
+        lead_id = queries.review_lead(conn, item_id)
+        if lead_id is not None and not queries.can_read(conn, user, lead_id):
+            return _forbidden(request, user, f"Review item {item_id} is about a lead outside your team.")
     try:
         with ws.transaction() as conn:
             result = decide(
