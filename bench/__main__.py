@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import csv_import, http_capture, pipeline, scoring, xeducation
+from bench import csv_import, dedupe, http_capture, pipeline, scoring, xeducation
 
 BENCHMARKS = {
     "pipeline": pipeline.run,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "xeducation": xeducation.run,
     "http_capture": http_capture.run,
     "csv_import": csv_import.run,
+    "dedupe": dedupe.run,
 }
 
 

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from leadflow.config.conditions import Condition
 from leadflow.config.durations import format_duration, parse_duration
+from leadflow.config.identity import IdentitySection
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}$")
 
@@ -601,6 +602,7 @@ class WorkspaceConfig(Strict):
     sources: list[Source] = Field(default_factory=list)
     campaigns: list[Campaign] = Field(default_factory=list)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    identity: IdentitySection = Field(default_factory=IdentitySection)
 
     def team_members(self, team_id: str) -> list[Owner]:
         return [o for o in self.owners if o.team == team_id and o.active]
