@@ -52,7 +52,7 @@ def capture_quality(ws: Workspace, records: list[dict[str, Any]]) -> dict[str, A
 
     entity_of_lead: dict[int, int] = {}
     seen: set[int] = set()
-    merges = correct = probabilistic = probabilistic_correct = 0
+    merges = correct = 0
     possible = 0
     errors = 0
     by_corruption: dict[str, list[int]] = defaultdict(lambda: [0, 0])

@@ -41,7 +41,7 @@ DEFAULT_M: dict[str, dict[str, float]] = {
     "date": {"exact": 0.8, "close": 0.1, "else": 0.1},
 }
 DEFAULT_U: dict[str, dict[str, float]] = {
-    "email": {"exact": 1e-7, "fuzzy": 5e-6, "local": 5e-6, "else": 1.0},
+    "email": {"exact": 1e-7, "fuzzy": 2e-6, "local": 5e-6, "else": 1.0},
     "phone": {"exact": 1e-7, "else": 1.0},
     "name": {"exact": 1e-5, "nickname": 2e-6, "swapped": 2e-6, "fuzzy": 5e-6, "initial": 7e-5, "else": 1.0},
     "company": {"exact": 1.5e-4, "fuzzy": 1.5e-4, "else": 1.0},

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from leadflow.config.identity import LEVELS, Comparison, MatchSettings
 from leadflow.enrich.service import is_free_mail
@@ -29,6 +29,19 @@ from leadflow.identity.normalize import (
 )
 
 _jw = JaroWinkler.similarity
+_dl = DamerauLevenshtein.distance
+
+
+def close(x: str, y: str, threshold: float) -> bool:
+    """Alike enough to be one value mistyped: Jaro-Winkler at the threshold, or one edit (a
+    letter dropped, swapped or replaced; two in long values). Jaro-Winkler alone misses a typo
+    in the middle of a long value."""
+    if _jw(x, y) >= threshold:
+        return True
+    shortest = min(len(x), len(y))
+    if shortest < 4:
+        return False
+    return _dl(x, y, score_cutoff=2 if shortest >= 8 else 1) <= (2 if shortest >= 8 else 1)
 
 
 def key_hash(key: str) -> int:
@@ -109,7 +122,7 @@ def _cmp_email(a: tuple[str, str | None], b: tuple[str, str | None], c: Comparis
     if not (la and lb and len(la) >= 5 and len(lb) >= 5):
         return 3
     if a[0].rpartition("@")[2] == b[0].rpartition("@")[2]:
-        return 1 if _jw(la, lb) >= c.threshold else 3
+        return 1 if close(la, lb, c.threshold) else 3
     return 2 if la == lb else 3
 
 
@@ -121,14 +134,14 @@ def _cmp_name(a: tuple[str, str, str], b: tuple[str, str, str], c: Comparison) -
     t = c.threshold
     if a[0] == b[0] and a[1] == b[1]:
         return 0  # exact
-    last = _jw(a[1], b[1])
-    if a[2] == b[2] and last >= t:
+    last = a[1] == b[1] or close(a[1], b[1], t)
+    if a[2] == b[2] and last:
         return 1  # nickname (or the same canonical first name with a typo in the last)
-    if (a[0] == b[1] and a[1] == b[0]) or (_jw(a[0], b[1]) >= t and _jw(a[1], b[0]) >= t):
+    if (a[0] == b[1] and a[1] == b[0]) or (close(a[0], b[1], t) and close(a[1], b[0], t)):
         return 2  # swapped first and last
-    if last >= t and (_jw(a[0], b[0]) >= t or _jw(a[2], b[2]) >= t):
+    if last and (close(a[0], b[0], t) or close(a[2], b[2], t)):
         return 3  # fuzzy
-    if last >= t and a[0][0] == b[0][0]:
+    if last and a[0][0] == b[0][0]:
         return 4  # same last name and initial
     return 5
 
@@ -136,7 +149,7 @@ def _cmp_name(a: tuple[str, str, str], b: tuple[str, str, str], c: Comparison) -
 def _cmp_similar(a: str, b: str, c: Comparison) -> int:
     if a == b:
         return 0
-    return 1 if _jw(a, b) >= c.threshold else 2
+    return 1 if close(a, b, c.threshold) else 2
 
 
 def _cmp_exact(a: Any, b: Any, c: Comparison) -> int:
@@ -233,6 +246,9 @@ class MatchModel:
             local = email_local(email)
             if local and len(local) >= 6:
                 keys.append(f"l:{local}")
+            mailbox, _, host = email.partition("@")
+            if len(mailbox) >= 4 and not is_free_mail(host):  # a typo later in the address
+                keys.append(f"d:{host}|{mailbox[:4]}")
         phone = phone_key(lead.get("phone"))
         if phone:
             keys.append(f"p:{phone[-9:]}")

@@ -134,7 +134,7 @@ def company_key(name: str | None) -> str | None:
     """A company name without case, punctuation and legal suffixes: 'ACME, Inc.' → 'acme'."""
     if not name:
         return None
-    words = fold(_CO_KG.sub(" ", name)).split()
+    words = fold(_CO_KG.sub(" ", name).replace(".", "")).split()  # "B.V." is "BV"
     while len(words) > 1 and words[-1] in LEGAL_SUFFIXES:
         words.pop()
     while len(words) > 1 and words[0] in ("the",):
