@@ -301,3 +301,13 @@ def dedupe_database(
                 progress("merging", n, len(members))
     _ = Match
     return result
+
+
+def sample_statement(limit: int) -> Any:
+    """Live leads to estimate m and u from (the most recent ``limit``)."""
+    return (
+        select(*_MATCH_COLUMNS)
+        .where(leads.c.merged_into_id.is_(None), leads.c.erased_at.is_(None))
+        .order_by(leads.c.id.desc())
+        .limit(limit)
+    )

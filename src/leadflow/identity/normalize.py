@@ -135,10 +135,10 @@ def company_key(name: str | None) -> str | None:
     if not name:
         return None
     words = fold(_CO_KG.sub(" ", name).replace(".", "")).split()  # "B.V." is "BV"
+    if len(words) > 1 and words[0] == "the":
+        words.pop(0)
     while len(words) > 1 and words[-1] in LEGAL_SUFFIXES:
         words.pop()
-    while len(words) > 1 and words[0] in ("the",):
-        words.pop(0)
     return " ".join(words) or None
 
 
