@@ -106,13 +106,64 @@ def test_blocking_keys_are_shared_by_variants() -> None:
 
 
 def test_settings_are_validated_with_key_and_line() -> None:
-    text = starter_config_text() + (
-        "\nidentity:\n  match:\n    comparisons:\n      - {field: custom.born}\n"
-        "      - {field: email, m: {exactly: 0.9}}\n    review_above: 0.999\n"
+    text = (
+        "version: 1\nworkspace: {name: Acme}\nidentity:\n  match:\n    comparisons:\n"
+        "      - {field: custom.born}\n      - {field: email, m: {exactly: 0.9}}\n"
     )
     with pytest.raises(ConfigError) as info:
         load_config_text(text)
     message = str(info.value)
-    assert "needs a comparator" in message and "line" in message
+    assert "needs a comparator" in message and "line 6" in message
+    with pytest.raises(ConfigError, match="has no level 'exactly'"):
+        load_config_text(text.replace("      - {field: custom.born}\n", ""))
+    with pytest.raises(ConfigError, match="review_above"):
+        load_config_text("version: 1\nworkspace: {name: Acme}\nidentity: {match: {review_above: 0.999}}\n")
     ok = load_config_text(starter_config_text())
     assert ok.config.identity.match.auto_merge_above >= ok.config.identity.match.review_above
+
+
+def test_survivorship_rules() -> None:
+    from datetime import UTC, datetime
+
+    from leadflow.config.identity import Survivorship
+    from leadflow.identity.merge import survive
+
+    old = {
+        "id": 1,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "updated_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "email": "ada@old.example",
+        "email_key": "ada@old.example",
+        "company": "Analytical Engines Limited",
+        "title": "CTO",
+        "source": "referral",
+        "consent_email": True,
+        "consent_sms": None,
+        "custom": {"a": 1, "b": 1},
+    }
+    new = {
+        "id": 2,
+        "created_at": datetime(2026, 2, 1, tzinfo=UTC),
+        "updated_at": datetime(2026, 2, 1, tzinfo=UTC),
+        "email": "ada@new.example",
+        "email_key": "ada@new.example",
+        "company": "AE Ltd",
+        "title": "Chief Technology Officer",
+        "phone": "+441234567890",
+        "source": "google_ads",
+        "consent_email": False,
+        "consent_sms": True,
+        "custom": {"b": 2},
+    }
+    rules = Survivorship(fields={"company": "longest", "title": "most_trusted_source"}, source_trust=["referral"])
+    changes, trace = survive(old, new, rules)
+    assert changes["email"] == "ada@new.example" and changes["email_key"] == "ada@new.example"  # most recent
+    assert "company" not in changes  # the longest is the survivor's already
+    assert "title" not in changes  # the survivor's source (referral) is trusted more
+    assert changes["phone"] == "+441234567890" and trace["phone"] == "only value"
+    assert changes["consent_email"] is False and "consent_sms" not in changes  # no beats unknown beats yes
+    assert changes["custom"] == {"a": 1, "b": 2}
+    assert "source" not in changes  # the first touch keeps its attribution
+    flipped, _ = survive(new, old, rules)
+    assert flipped["source"] == "referral" and flipped["created_at"] == old["created_at"]
+    assert flipped["company"] == "Analytical Engines Limited" and flipped["title"] == "CTO"
