@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from leadflow.identity.review import open_pairs
 from leadflow.identity.service import Candidate, find_candidates, index_leads, match_model
+from leadflow.leads.service import load_for_update
 
 __all__ = ["Candidate", "after_capture", "probable_matches", "trace"]
 
@@ -37,7 +38,21 @@ def probable_matches(
     if not wanted:
         return {}
     found = find_candidates(conn, model, [_as_lead(captures[i]) for i in wanted])
-    return {i: cand for i, cand in zip(wanted, found, strict=True) if cand is not None and cand.decision != "new"}
+    out = {i: cand for i, cand in zip(wanted, found, strict=True) if cand is not None and cand.decision != "new"}
+    merging = {c.lead["id"] for c in out.values() if c.decision == "merge"}
+    if merging and conn.dialect.name == "postgresql":
+        # the lead is about to be updated: lock it, and build on its current row, so that two
+        # concurrent captures of the same person do not overwrite each other (SQLite already
+        # serialises writers)
+        current = load_for_update(conn, merging)
+        for cand in out.values():
+            if cand.decision == "merge":
+                row = current.get(cand.lead["id"])
+                if row is None or row["merged_into_id"] is not None:
+                    cand.decision = "review" if row is not None else "new"
+                else:
+                    cand.lead = row
+    return {i: c for i, c in out.items() if c.decision != "new"}
 
 
 def trace(match: Candidate | None, *, matched: bool, lead_id: int | None = None) -> dict[str, Any]:
