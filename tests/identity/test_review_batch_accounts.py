@@ -79,7 +79,8 @@ def test_review_queue_lists_evidence_and_remembers_decisions(live: LiveServer, w
 def test_batch_dedupe_merges_clusters_and_queues_the_likely(ws: Workspace) -> None:
     # leads captured while matching was off (e.g. imported before this release): three records of
     # Ada, two of Grace, and one likely pair
-    text = ws.loaded.text + "\nidentity:\n  match:\n    enabled: false\n"
+    text = ws.loaded.text.replace("  match:\n    enabled: true", "  match:\n    enabled: false")
+    assert "enabled: false" in text
     off = Workspace.open(
         ws.path, database_url=str(ws.engine.url.render_as_string(hide_password=False)), config_text=text
     )

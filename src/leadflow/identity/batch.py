@@ -253,7 +253,6 @@ def dedupe_database(
     """Duplicate clusters among the live leads: merge those above the upper threshold into the
     oldest lead of their cluster, queue those between the thresholds; pairs decided before
     (kept apart, merged, or still open) are not proposed again."""
-    from leadflow.identity.merge import merge_leads
     from leadflow.identity.review import open_pairs
 
     model = match_model(ws.rules)
@@ -292,13 +291,16 @@ def dedupe_database(
         reviews.append((a, b, model.compare(prepared[a], prepared[b])))
     open_pairs(ws, conn, reviews, found_by="batch")
     if merge:
-        members = [(c, r) for r, c in result.clusters.items() if r != c]
-        members.sort()
-        for n, (survivor, other) in enumerate(members, 1):
-            p = None
-            merge_leads(ws, conn, survivor, other, actor=actor, reason="batch dedupe", probability=p)
-            if progress and (n % 200 == 0 or n == len(members)):
-                progress("merging", n, len(members))
+        from leadflow.identity.merge import merge_many
+
+        members = sorted((c, r) for r, c in result.clusters.items() if r != c)
+        step = 5000
+        for start in range(0, len(members), step):
+            merge_many(
+                ws, conn, [(s, m, None) for s, m in members[start : start + step]], actor=actor, reason="batch dedupe"
+            )
+            if progress:
+                progress("merging", min(start + step, len(members)), len(members))
     _ = Match
     return result
 
