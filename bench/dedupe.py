@@ -147,27 +147,31 @@ def batch_quality(ws: Workspace, records: list[dict[str, Any]]) -> dict[str, Any
 
 
 def splink_quality(records: list[dict[str, Any]], threshold: float = 0.99) -> dict[str, Any]:
-    import pandas as pd
+    import csv
+
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
     from leadflow.capture.normalize import e164
     from leadflow.identity.normalize import company_key, email_key
 
-    rows = []
-    for i, r in enumerate(records):
-        phone = e164(r["phone"], r.get("country") or "US") if r.get("phone") else None
-        rows.append(
-            {
-                "unique_id": i,
-                "email": email_key(r.get("email")),
-                "first_name": (r.get("first_name") or "").lower() or None,
-                "last_name": (r.get("last_name") or "").lower() or None,
-                "phone": phone,
-                "company": company_key(r.get("company")),
-            }
-        )
-    df = pd.DataFrame(rows)
+    columns = ("unique_id", "email", "first_name", "last_name", "phone", "company")
+    path = Path(tempfile.mkdtemp()) / "records.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for i, r in enumerate(records):
+            phone = e164(r["phone"], r.get("country") or "US") if r.get("phone") else None
+            writer.writerow(
+                (
+                    i,
+                    email_key(r.get("email")) or "",
+                    (r.get("first_name") or "").lower(),
+                    (r.get("last_name") or "").lower(),
+                    phone or "",
+                    company_key(r.get("company")) or "",
+                )
+            )
     began = time.perf_counter()
     settings = SettingsCreator(
         link_type="dedupe_only",
@@ -186,19 +190,27 @@ def splink_quality(records: list[dict[str, Any]], threshold: float = 0.99) -> di
         ],
         retain_intermediate_calculation_columns=False,
     )
-    linker = Linker(df, settings, db_api=DuckDBAPI())
+    db_api = DuckDBAPI()
+    db_api.duckdb_con.execute(
+        f"CREATE TABLE records AS SELECT * FROM read_csv('{path}', header=true, all_varchar=true, nullstr='')"
+    )
+    db_api.duckdb_con.execute("ALTER TABLE records ALTER unique_id TYPE BIGINT")
+    linker = Linker(db_api.register("records"), settings, log_level="WARNING")
     linker.training.estimate_probability_two_random_records_match([block_on("email"), block_on("phone")], recall=0.7)
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("company"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("email"))
     predictions = linker.inference.predict(threshold_match_probability=0.5)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold)
-    frame = clusters.as_pandas_dataframe()
-    seconds = time.perf_counter() - began
-    mapping = dict(zip(frame["unique_id"], frame["cluster_id"], strict=True))
     truth = _true_pairs(records)
-    out = _pairwise(_cluster_pairs({int(k): hash(v) for k, v in mapping.items()}), truth)
-    out.update(seconds=round(seconds, 3), threshold=threshold)
+    out: dict[str, Any] = {}
+    for i, at in enumerate((threshold, 0.9, 0.5)):
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, at)
+        mapping = {int(r["unique_id"]): r["cluster_id"] for r in clusters.as_record_list()}
+        if i == 0:
+            out = _pairwise(_cluster_pairs({k: hash(v) for k, v in mapping.items()}), truth)
+            out.update(seconds=round(time.perf_counter() - began, 3), threshold=at)
+        else:
+            out[f"at_{at}"] = _pairwise(_cluster_pairs({k: hash(v) for k, v in mapping.items()}), truth)
     return out
 
 
