@@ -163,3 +163,23 @@ def test_a_free_mail_lead_joins_its_company_account_by_name_and_its_owner(ws: Wo
         assert get_lead(conn, other.lead_id)["account_id"] is None  # no account from a name alone
         assert conn.execute(select(func.count()).select_from(accounts)).scalar_one() == 1
     assert b.owner_id == "emma"  # the account's owner, for routing
+
+
+def test_estimate_prints_m_and_u_for_the_workspace_file(tmp_path: Path) -> None:
+    import json
+
+    source = tmp_path / "people.csv"
+    with source.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["email", "first_name", "last_name", "phone"])
+        for i in range(60):
+            writer.writerow([f"p{i}.person{i}@corp{i}.example", f"First{i}", f"Last{i % 7}", f"+4930{1000000 + i}"])
+            if i % 3 == 0:  # the same person again, with another mailbox
+                writer.writerow([f"p{i}.person{i}@gmail.com", f"First{i}", f"Last{i % 7}", f"+4930{1000000 + i}"])
+    result = CliRunner().invoke(app, ["dedupe", str(source), "--output", str(tmp_path / "o.csv"), "--estimate"])
+    assert result.exit_code == 0, result.output
+    comparisons = {c["field"]: c for c in json.loads(result.output)["comparisons"]}
+    assert set(comparisons) == {"email", "phone", "name", "company"}
+    # pairs sharing a phone are the same person: their emails agree on the local part, not the mailbox
+    assert comparisons["email"]["m"]["local"] > 0.9
+    assert comparisons["name"]["u"]["exact"] < 0.01

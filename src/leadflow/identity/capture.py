@@ -40,9 +40,9 @@ def probable_matches(
     found = find_candidates(conn, model, [_as_lead(captures[i]) for i in wanted])
     out = {i: cand for i, cand in zip(wanted, found, strict=True) if cand is not None and cand.decision != "new"}
     merging = {c.lead["id"] for c in out.values() if c.decision == "merge"}
-    if merging and conn.dialect.name == "postgresql":
-        # the lead is about to be updated: lock it, and build on its current row, so that two
-        # concurrent captures of the same person do not overwrite each other (SQLite already
+    if merging:
+        # the lead is about to be updated: read its full current row (locked on PostgreSQL, so
+        # that two concurrent captures of one person do not overwrite each other; SQLite already
         # serialises writers)
         current = load_for_update(conn, merging)
         for cand in out.values():

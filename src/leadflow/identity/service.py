@@ -111,22 +111,37 @@ def match_model(rules: Any) -> MatchModel:
     return model
 
 
-_CANDIDATE_LIMIT = 500
-_CANDIDATES = Prepared(
-    select(lead_match_keys.c.key, leads)
-    .select_from(lead_match_keys.join(leads, leads.c.id == lead_match_keys.c.lead_id))
-    .where(
-        lead_match_keys.c.key.in_(bindparam("keys", expanding=True)),
-        leads.c.merged_into_id.is_(None),
-        leads.c.erased_at.is_(None),
-    )
-    .limit(_CANDIDATE_LIMIT)
-)
+_CANDIDATE_LIMIT = 300
+_MATCH_COLUMNS = ("id", "email", "email_key", "first_name", "last_name", "phone", "company", "domain", "custom")
+_STATEMENTS: dict[int, Prepared] = {}
+
+
+def _candidates_statement(model: MatchModel) -> Prepared:
+    """Leads sharing any of the keys: only the columns the comparisons read (the full row of the
+    one that wins is read afterwards), through the key index, never a scan."""
+    statement = _STATEMENTS.get(id(model))
+    if statement is None:
+        names = dict.fromkeys(_MATCH_COLUMNS)
+        for c in model.comparisons:
+            if not c.field.startswith("custom.") and c.field in leads.c and c.field not in ("name",):
+                names.setdefault(c.field)
+        statement = _STATEMENTS[id(model)] = Prepared(
+            select(lead_match_keys.c.key, *(leads.c[n] for n in names))
+            .select_from(lead_match_keys.join(leads, leads.c.id == lead_match_keys.c.lead_id))
+            .where(
+                lead_match_keys.c.key.in_(bindparam("keys", expanding=True)),
+                leads.c.merged_into_id.is_(None),
+                leads.c.erased_at.is_(None),
+            )
+            .limit(_CANDIDATE_LIMIT)
+        )
+    return statement
 
 
 @dataclass
 class Candidate:
-    """The best existing lead for a submission, and what the model says about the pair."""
+    """The best existing lead for a submission, and what the model says about the pair (``lead``
+    holds the compared columns; the capture path reads the full row of a lead it merges into)."""
 
     lead: dict[str, Any]
     match: Match
@@ -146,7 +161,7 @@ def find_candidates(
         return [None] * len(incoming)
     by_key: dict[int, list[int]] = {}
     rows: dict[int, dict[str, Any]] = {}
-    for data in _CANDIDATES.execute(conn, {"keys": list(wanted)}):
+    for data in _candidates_statement(model).execute(conn, {"keys": list(wanted)}):
         key = data.pop("key")
         by_key.setdefault(key, []).append(data["id"])
         rows.setdefault(data["id"], data)
