@@ -107,8 +107,10 @@ def link_accounts(
     return owners
 
 
-_BY_NAME_KEYS = select(accounts.c.id, accounts.c.name_key, accounts.c.owner_id, accounts.c.pqa).where(
-    accounts.c.name_key.in_(bindparam("keys", expanding=True))
+_BY_NAME_KEYS = Prepared(
+    select(accounts.c.id, accounts.c.name_key, accounts.c.owner_id, accounts.c.pqa).where(
+        accounts.c.name_key.in_(bindparam("keys", expanding=True))
+    )
 )
 _BY_NAME_PREFIX = (
     select(accounts.c.id, accounts.c.name_key, accounts.c.owner_id, accounts.c.pqa)
@@ -124,9 +126,9 @@ def _link_by_name(conn: Connection, wanting: Sequence[dict[str, Any]]) -> dict[i
     if not names:
         return {}
     found: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(_BY_NAME_KEYS, {"keys": sorted(names)}):
-        if row.name_key not in found or row.id < found[row.name_key]["id"]:
-            found[row.name_key] = dict(row._mapping)
+    for row in _BY_NAME_KEYS.execute(conn, {"keys": sorted(names)}):
+        if row["name_key"] not in found or row["id"] < found[row["name_key"]]["id"]:
+            found[row["name_key"]] = row
     for name in names - set(found):  # a close spelling of an account sharing the first letters
         stem = name[:3]
         if len(stem) < 3:

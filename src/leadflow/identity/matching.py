@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
@@ -44,6 +45,7 @@ def close(x: str, y: str, threshold: float) -> bool:
     return _dl(x, y, score_cutoff=2 if shortest >= 8 else 1) <= (2 if shortest >= 8 else 1)
 
 
+@lru_cache(maxsize=1 << 16)
 def key_hash(key: str) -> int:
     """A blocking key as a signed 64-bit integer: small to index, and no personal data in clear."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
@@ -266,7 +268,22 @@ class MatchModel:
         return keys
 
     def key_hashes(self, lead: Mapping[str, Any]) -> list[int]:
-        return [key_hash(k) for k in self.blocking_keys(lead)]
+        return list(
+            self._hashes(
+                lead.get("email") or lead.get("email_key"),
+                lead.get("phone"),
+                lead.get("first_name"),
+                lead.get("last_name"),
+                lead.get("company"),
+            )
+        )
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one model per configuration version, kept for the process
+    def _hashes(self, email: Any, phone: Any, first: Any, last: Any, company: Any) -> tuple[int, ...]:
+        keys = self.blocking_keys(
+            {"email": email, "phone": phone, "first_name": first, "last_name": last, "company": company}
+        )
+        return tuple(dict.fromkeys(key_hash(k) for k in keys))
 
     @staticmethod
     def usable(lead: Mapping[str, Any]) -> bool:

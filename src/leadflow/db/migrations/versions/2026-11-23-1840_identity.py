@@ -26,8 +26,8 @@ def upgrade() -> None:
         sa.Column("key", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("lead_id", _ID, autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("key", "lead_id", name=op.f("pk_lead_match_keys")),
+        sqlite_with_rowid=False,
     )
-    op.create_index(op.f("ix_lead_match_keys_lead_id"), "lead_match_keys", ["lead_id"], unique=False)
 
     op.create_table(
         "match_pairs",
@@ -90,5 +90,4 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_match_pairs_other_lead_id"), table_name="match_pairs")
     op.drop_index("uq_match_pairs_pair", table_name="match_pairs")
     op.drop_table("match_pairs")
-    op.drop_index(op.f("ix_lead_match_keys_lead_id"), table_name="lead_match_keys")
     op.drop_table("lead_match_keys")
