@@ -31,10 +31,10 @@ from leadflow.capture.schemas import LeadIn
 from leadflow.clock import FrozenClock
 from leadflow.errors import LeadflowError
 from leadflow.jobs.worker import TASKS, run_task
+from leadflow.routing import service as routing_service
 from leadflow.opportunities.service import close_opportunity, create_opportunity
 from leadflow.pipeline import Activity, LeadResult, process_many, record_activities
 from leadflow.qualify.service import change_stage
-from leadflow.routing import service as routing_service
 from leadflow.simulate import business as biz
 from leadflow.sources.service import next_month, record_spend
 from leadflow.tracking.service import PageView, track_page_views
