@@ -92,6 +92,14 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
             sla_next_at=None,
         )
     )
+    # the records merged into this one are the same person
+    conn.execute(
+        update(leads)
+        .where(leads.c.merged_into_id == lead_id)
+        .values(
+            **dict.fromkeys(PERSONAL_FIELDS), erased_at=now, updated_at=now, consent_email=False, do_not_contact=True
+        )
+    )
     conn.execute(update(lead_events).where(lead_events.c.lead_id == lead_id).values(personal=None))
     conn.execute(
         update(notifications)
