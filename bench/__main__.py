@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import csv_import, http_capture, metrics, model, nurture, pipeline, routing, scoring, xeducation
+from bench import csv_import, dedupe, http_capture, metrics, model, nurture, pipeline, routing, scoring, xeducation
 
 BENCHMARKS = {
     "pipeline": pipeline.run,
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "routing": routing.run,
     "nurture": nurture.run,
     "metrics": metrics.run,
+    "dedupe": dedupe.run,
 }
 
 

@@ -880,6 +880,225 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
+# -- dedupe, merge, unmerge ----------------------------------------------------------------------
+
+duplicates_app = typer.Typer(
+    help="The duplicate review queue: pairs of leads that may be one person.", no_args_is_help=True
+)
+app.add_typer(duplicates_app, name="duplicates")
+
+
+@app.command()
+def dedupe(
+    file: Annotated[
+        Path | None, typer.Argument(help="A CSV file to dedupe on its own (default: the database).")
+    ] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(help="CSV: lead fields to match on, FIELD or FIELD=COLUMN, comma-separated (email,phone,...)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV: where to write the rows with cluster_id.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Database: report clusters, merge nothing.")] = False,
+    reindex: Annotated[bool, typer.Option(help="Database: file every lead under its blocking keys first.")] = False,
+    estimate: Annotated[bool, typer.Option(help="Print m/u estimated from the data (for the workspace file).")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find duplicate clusters: across the whole database (merging the sure ones, queueing the
+    likely ones for review), or in a CSV file before import (a cluster id per row)."""
+    from leadflow.identity import batch
+
+    if file is not None:
+        from leadflow.config.identity import MatchSettings
+        from leadflow.identity.matching import MatchModel
+
+        if output is None:
+            raise typer.BadParameter("give --output OUT.csv for the rows with their cluster id", param_hint="--output")
+        mapping = None
+        if fields:
+            mapping = {}
+            for part in fields.split(","):
+                name, _, column = part.strip().partition("=")
+                if name not in (*batch.MATCH_FIELDS,) and not name.startswith("custom."):
+                    raise typer.BadParameter(
+                        f"{name!r} is not a field to match on; use {', '.join(batch.MATCH_FIELDS)} or custom.NAME",
+                        param_hint="--fields",
+                    )
+                mapping[name] = column or name
+        settings = MatchSettings()
+        if workspace is not None or (Path.cwd() / "leadflow.yaml").exists():
+            ws = _open(workspace)
+            settings = ws.config.identity.match
+            ws.close()
+        model = MatchModel(settings)
+        if estimate:
+            _dump(_estimate_csv(model, file, mapping))
+            return
+        result = batch.dedupe_csv(model, file, output, mapping)
+        summary = {
+            "rows": result.records,
+            "clusters_with_duplicates": result.duplicate_clusters,
+            "duplicate_rows": result.duplicates,
+            "to_review": len(result.review_pairs),
+            "output": str(output),
+        }
+        if as_json:
+            _dump(summary)
+        else:
+            console.print(
+                f"{result.records} rows: [bold]{result.duplicates}[/bold] duplicates in {result.duplicate_clusters} "
+                f"clusters, {len(result.review_pairs)} likely pairs below the merge threshold → {output}"
+            )
+        return
+
+    ws = _open(workspace)
+    if estimate:
+        from leadflow.identity.estimate import estimate as estimate_mu
+        from leadflow.identity.service import match_model
+
+        with ws.reader() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(batch.sample_statement(200_000))]
+        _dump({"comparisons": estimate_mu(match_model(ws.rules), rows, pairs=1_000_000)})
+        ws.close()
+        return
+    with Progress(
+        TextColumn("[bold]dedupe[/bold] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        with ws.transaction() as conn:
+            if reindex:
+                from leadflow.identity.service import match_model
+
+                batch.reindex(conn, match_model(ws.rules), progress)
+            result = batch.dedupe_database(ws, conn, merge=not dry_run, progress=progress)
+    summary = {
+        "leads": result.records,
+        "candidate_pairs": result.candidate_pairs,
+        "clusters_with_duplicates": result.duplicate_clusters,
+        "merged" if not dry_run else "would_merge": result.duplicates,
+        "queued_for_review": len(result.review_pairs),
+    }
+    if as_json:
+        _dump(summary)
+    else:
+        table = Table(title="dedupe" + (" (dry run)" if dry_run else ""))
+        table.add_column("")
+        table.add_column("", justify="right")
+        for k, v in summary.items():
+            table.add_row(k.replace("_", " "), str(v))
+        console.print(table)
+    ws.close()
+
+
+def _estimate_csv(model: Any, file: Path, mapping: dict[str, str] | None) -> dict[str, Any]:
+    import csv as _csv
+
+    from leadflow.identity.estimate import estimate as estimate_mu
+
+    with file.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(_csv.DictReader(handle))
+    mapping = mapping or {c: c for c in (rows[0] if rows else {})}
+    records = [{f: row.get(c) for f, c in mapping.items() if row.get(c)} for row in rows]
+    return {"comparisons": estimate_mu(model, records, pairs=min(1_000_000, len(records) ** 2))}
+
+
+@leads_app.command("merge")
+def leads_merge(
+    survivor: Annotated[int, typer.Argument(help="The lead that stays.")],
+    other: Annotated[int, typer.Argument(help="The lead merged into it.")],
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge one lead into another (survivorship rules decide each field; undo with unmerge)."""
+    from leadflow.identity.merge import merge_leads
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        out = merge_leads(ws, conn, survivor, other, actor="cli", reason=reason)
+    if as_json:
+        _dump(out)
+    else:
+        console.print(f"lead {other} merged into lead [bold]{survivor}[/bold] (merge {out['merge_id']})")
+    ws.close()
+
+
+@leads_app.command("unmerge")
+def leads_unmerge(lead_id: int, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Undo the merge of a lead: both leads return exactly as they were."""
+    from leadflow.identity.merge import unmerge_leads
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        out = unmerge_leads(ws, conn, lead_id, actor="cli")
+    if as_json:
+        _dump(out)
+    else:
+        console.print(f"lead {lead_id} is its own lead again (was merged into lead {out['survivor_id']})")
+    ws.close()
+
+
+@duplicates_app.command("list")
+def duplicates_list(
+    status: Annotated[str, typer.Option(help="open | merged | kept_apart | all")] = "open",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pairs of leads that may be one person, with the evidence."""
+    from leadflow.identity.review import list_pairs
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        pairs = list_pairs(conn, status=None if status == "all" else status, limit=limit)
+    ws.close()
+    if as_json:
+        _dump(pairs)
+        return
+    table = Table(title=f"duplicate pairs ({status})")
+    for column in ("id", "leads", "probability", "agreed", "status"):
+        table.add_column(column)
+    for p in pairs:
+        table.add_row(
+            str(p["id"]),
+            f"{p['lead_id']} ~ {p['other_lead_id']}",
+            f"{p['probability']:.3f}",
+            ", ".join(f"{f} ({p['evidence'][f]['level']})" for f in p["agreed"]),
+            p["status"],
+        )
+    console.print(table)
+
+
+@duplicates_app.command("decide")
+def duplicates_decide(
+    pair_id: int,
+    decision: Annotated[str, typer.Argument(help="merge | keep_apart")],
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    survivor: Annotated[int | None, typer.Option(help="Which lead survives a merge (default: the older).")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Merge a pair or keep it apart; the decision is remembered."""
+    from leadflow.identity.review import decide_pair
+
+    ws = _open(workspace)
+    with ws.transaction() as conn:
+        out = decide_pair(ws, conn, pair_id, decision, reason=reason, actor="cli", survivor_id=survivor)
+    console.print(f"pair {pair_id}: [bold]{out['status']}[/bold]")
+    ws.close()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

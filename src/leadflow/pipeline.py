@@ -27,6 +27,7 @@ from leadflow.db.fastpath import Prepared
 from leadflow.db.tables import leads
 from leadflow.enrich.service import derive
 from leadflow.handoff.service import hand_off
+from leadflow.identity import capture as identity
 from leadflow.identity.accounts import link_accounts
 from leadflow.identity.service import anonymous_history, find_by_email_keys, link_visitors
 from leadflow.leads.service import LEAD_COLUMNS, PROJECTION_COLUMNS, load_for_update, require_live, save_projections
@@ -73,6 +74,7 @@ class _Plan:
     handoff: bool = False  # entered the handoff stage
     link_visitor: str | None = None
     review: ReviewFlag | None = None
+    match: identity.Candidate | None = None
 
 
 # -- capture path ------------------------------------------------------------------------------
@@ -100,26 +102,45 @@ def process_many(
     _lock_identity_keys(conn, keys)
     known = find_by_email_keys(conn, keys)
     history = anonymous_history(conn, {c.fields["visitor_id"] for c in captures if c.fields.get("visitor_id")})
+    probable = identity.probable_matches(conn, rules, captures, known)
     results: list[LeadResult] = []
     plans: list[_Plan] = []
+    written: list[_Plan] = []
+    touched: dict[int, dict[str, Any]] = {}  # leads this batch already changed, by id
     created_keys: set[str] = set()
-    for capture in captures:
+    for i, capture in enumerate(captures):
         key = capture.email_key
         if key and key in created_keys:
             results.extend(_write(ws, conn, plans))
+            written.extend(plans)
             plans, created_keys = [], set()
             known.update(find_by_email_keys(conn, [key]))
         existing = known.get(key) if key else None
+        match = probable.get(i) if existing is None else None
+        if match is not None and match.decision == "merge":
+            existing = match.lead
+        if existing is not None:
+            existing = touched.get(existing["id"], existing)
         plan = _plan(
-            rules, capture, existing, actor=actor, now=now, history=history.pop(capture.fields.get("visitor_id"), None)
+            rules,
+            capture,
+            existing,
+            actor=actor,
+            now=now,
+            history=history.pop(capture.fields.get("visitor_id"), None),
+            match=match,
         )
         plans.append(plan)
         if existing is None:
             if key:
                 created_keys.add(key)
         else:
-            known[key] = plan.lead  # a later submission in this batch builds on this one
+            touched[existing["id"]] = plan.lead
+            if key:
+                known[key] = plan.lead  # a later submission in this batch builds on this one
     results.extend(_write(ws, conn, plans))
+    written.extend(plans)
+    identity.after_capture(ws, conn, [(p.before, p.lead, p.match) for p in written])
     return results
 
 
@@ -167,6 +188,7 @@ def _plan(
     actor: str,
     now: datetime,
     history: list[dict[str, Any]] | None = None,
+    match: identity.Candidate | None = None,
 ) -> _Plan:
     version = rules.version
     at = capture.occurred_at
@@ -225,7 +247,7 @@ def _plan(
     if existing is None:
         event(
             ev.LEAD_CREATED,
-            {**touch, "fields": sorted(capture.fields), "identity": {"matched": False}},
+            {**touch, "fields": sorted(capture.fields), "identity": identity.trace(match, matched=False)},
             personal=personal,
             visitor_id=capture.fields.get("visitor_id"),
         )
@@ -235,7 +257,7 @@ def _plan(
             {
                 **touch,
                 "changed": sorted(c for c in changed if c not in PERSONAL_CAPTURE_FIELDS),
-                "identity": {"matched": True, "on": "email", "lead_id": existing["id"]},
+                "identity": identity.trace(match, matched=True, lead_id=existing["id"]),
             },
             personal={k: v for k, v in personal.items() if k in changed} or None,
         )
@@ -290,7 +312,7 @@ def _plan(
 
     lead["updated_at"] = max(at, lead["updated_at"]) if existing is not None else at
     lead["last_activity_at"] = max(filter(None, (lead.get("last_activity_at"), at)))
-    plan = _Plan(capture=capture, before=before, lead=lead, events=out, review=rules.review.check(lead))
+    plan = _Plan(capture=capture, before=before, lead=lead, events=out, review=rules.review.check(lead), match=match)
     if history:
         plan.link_visitor = capture.fields["visitor_id"]
         lead["last_activity_at"] = max(lead["last_activity_at"], history[-1]["occurred_at"])
@@ -322,7 +344,9 @@ def _write(ws: Workspace, conn: Connection, plans: list[_Plan]) -> list[LeadResu
         return []
     rules = ws.rules
     now = plans[0].events[0]["recorded_at"]
-    account_owners = link_accounts(conn, [p.lead for p in plans], now)
+    account_owners = link_accounts(
+        conn, [p.lead for p in plans], now, company_names=rules.config.identity.accounts.company_name
+    )
     active = routing.directory(ws, conn).by_id
     for p in plans:  # a returning lead whose owner has left is routed afresh
         if p.before is not None and p.assignment is None and p.lead.get("owner_id") not in (None, *active):

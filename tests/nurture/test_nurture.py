@@ -413,3 +413,51 @@ def test_four_workers_send_every_email_exactly_once_over_smtp(
     assert sorted({n["lead_id"] for n in sent(ws)}) == sorted(ids)
     assert {n["status"] for n in sent(ws)} == {"sent"}
     ws.close()
+
+
+def test_wait_until_a_date_in_a_lead_field_or_a_fixed_date(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
+    steps = [
+        {"wait_until": {"field": "custom.follow_up_on"}},
+        {"send": "hello"},
+        {"wait_until": {"date": "2026-04-01T08:00:00Z"}},
+        {"send": "again"},
+    ]
+    ws = workspace(tmp_path, sqlite_url, clock, **nurture(seq(steps)))
+    dated, undated = (
+        r.lead_id
+        for r in capture(
+            ws,
+            [
+                later("d@gmail.com", custom={"timeline": "later", "follow_up_on": "2026-03-10"}),
+                later("u@gmail.com"),
+            ],
+        )
+    )
+    run(ws)
+    assert [n["lead_id"] for n in sent(ws)] == [undated]  # no date in the field: go on at once
+    clock.set(datetime(2026, 3, 10, 7, 59, tzinfo=UTC))  # 08:59 in Berlin, the workspace's zone
+    run(ws)
+    assert [n["lead_id"] for n in sent(ws)] == [undated]
+    clock.set(datetime(2026, 3, 10, 8, 1, tzinfo=UTC))
+    run(ws)
+    assert sorted(n["lead_id"] for n in sent(ws)) == sorted([dated, undated])
+    clock.set(datetime(2026, 4, 1, 8, 0, tzinfo=UTC))
+    run(ws)
+    assert len(sent(ws)) == 4
+    ws.close()
+
+
+def test_wait_until_needs_one_kind_and_an_event_needs_a_timeout() -> None:
+    for bad, what in (
+        ({"event": "email_opened"}, "needs a timeout"),
+        ({"event": "email_opened", "timeout": "1d", "date": "2026-01-01T00:00:00Z"}, "exactly one of"),
+        ({"date": "2026-01-01T00:00:00"}, "time zone"),
+    ):
+        text = config_with(**nurture(seq([{"wait_until": bad}, {"send": "hello"}])))
+        with pytest.raises(ConfigError) as caught:
+            load_config_text(text)
+        assert any(what in str(p) for p in caught.value.problems), caught.value.problems
+    text = config_with(**nurture(seq([{"wait_until": {"field": "follow_up"}}, {"send": "hello"}])))
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text)
+    assert any("wait_until.field" in str(p) and "unknown field" in str(p) for p in caught.value.problems)

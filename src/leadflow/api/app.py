@@ -10,6 +10,7 @@ from leadflow import __version__
 from leadflow.access.keys import KeyCache
 from leadflow.api import errors
 from leadflow.api.activity import router as events_router
+from leadflow.api.duplicates import router as duplicates_router
 from leadflow.api.errors import problem
 from leadflow.api.leads import router as leads_router
 from leadflow.api.metrics import router as metrics_router
@@ -119,6 +120,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(leads_router)
     app.include_router(models_router)
     app.include_router(reviews_router)
+    app.include_router(duplicates_router)
     app.include_router(routing_router)
     app.include_router(events_router)
     app.include_router(sales_router)

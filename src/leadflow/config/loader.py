@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from leadflow.config.conditions import condition_fields
+from leadflow.config.conditions import FieldCondition, condition_fields
 from leadflow.config.workspace import WorkspaceConfig
 from leadflow.errors import ConfigError, Problem
 from leadflow.leads.fields import is_known_field
@@ -298,8 +298,16 @@ def _check_nurture(
                 yield (*at, "send"), _unknown("template", step.send, nurture.templates)
             if step.stage is not None and step.stage not in every_stage:
                 yield (*at, "stage"), _unknown("stage", step.stage, every_stage)
-            if step.wait_until is not None and step.wait_until.event not in activity_types:
+            if step.wait_until is not None and step.wait_until.event and step.wait_until.event not in activity_types:
                 yield (*at, "wait_until", "event"), _unknown("activity type", step.wait_until.event, activity_types)
+            if step.wait_until is not None and step.wait_until.field:
+                yield from _fields(
+                    (*at, "wait_until", "field"),
+                    FieldCondition(field=step.wait_until.field, exists=True),
+                    allow_event=False,
+                    criteria=criteria,
+                    engagement_rules=rules,
+                )
             if step.branch is not None:
                 yield from _fields(
                     (*at, "branch", "if"), step.branch.if_, allow_event=False, criteria=criteria, engagement_rules=rules

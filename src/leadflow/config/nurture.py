@@ -4,7 +4,7 @@ are not ready yet (why they are not ready is the enrolment condition)."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -39,8 +39,24 @@ class Template(Strict):
 
 
 class WaitUntil(Strict):
-    event: str = Field(description="an activity type, e.g. email_opened")
-    timeout: Duration = Field(description="go on without it after this long")
+    """Wait for an event (``event``, with a ``timeout``), or until a date: a fixed ``date`` or the
+    date in one of the lead's fields (``field``, e.g. ``custom.follow_up_on``; no date: go on)."""
+
+    event: str | None = Field(default=None, description="an activity type, e.g. email_opened")
+    timeout: Duration | None = Field(default=None, description="go on without the event after this long")
+    date: datetime | None = Field(default=None, description="a fixed moment, e.g. 2026-12-01T09:00:00Z")
+    field: str | None = Field(default=None, description="a lead field holding a date, e.g. custom.follow_up_on")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WaitUntil:
+        kinds = [k for k in ("event", "date", "field") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("wait_until needs exactly one of event (with timeout), date or field")
+        if self.event is not None and self.timeout is None:
+            raise ValueError("wait_until an event needs a timeout (how long to wait at most)")
+        if self.date is not None and self.date.tzinfo is None:
+            raise ValueError("give the date with its time zone, e.g. 2026-12-01T09:00:00Z")
+        return self
 
 
 class Branch(Strict):

@@ -16,6 +16,7 @@ import phonenumbers
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from leadflow.config.conditions import Condition
+from leadflow.config.identity import IdentitySection
 from leadflow.config.nurture import NurtureSection
 from leadflow.config.types import Duration, Id, Strict
 
@@ -589,6 +590,7 @@ class WorkspaceConfig(Strict):
     campaigns: list[Campaign] = Field(default_factory=list)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     nurture: NurtureSection = Field(default_factory=NurtureSection)
+    identity: IdentitySection = Field(default_factory=IdentitySection)
 
     def team_members(self, team_id: str) -> list[Owner]:
         return [o for o in self.owners if o.team == team_id and o.active]

@@ -8,6 +8,7 @@ the same transaction. Personal data lives only in the personal columns of ``lead
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -253,7 +254,9 @@ accounts = Table(
     Column("pqa", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("name_key", String(300)),  # the name without case, punctuation or legal suffix (identity)
     Index(None, "name"),
+    Index(None, "name_key"),
 )
 
 leads = Table(
@@ -588,6 +591,60 @@ model_activations = Table(
     Column("activated_at", UtcDateTime, nullable=False),
     Column("actor", String(100), nullable=False),
     Column("reason", String(300), nullable=False),
+)
+
+# Identity. Blocking keys (hashes of a normalised email, phone, name pair, name at a company):
+# two leads sharing a key are compared at capture and in the batch dedupe; never a full scan.
+lead_match_keys = Table(
+    "lead_match_keys",
+    metadata,
+    Column("key", BigInteger, primary_key=True, autoincrement=False),
+    Column("lead_id", Id, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,  # one B-tree, clustered on the key: one page touched per key written
+)
+
+# Pairs of leads that may be one person: the duplicate review queue, and every decision taken on
+# a pair (a pair kept apart is not proposed again). ``lead_id`` < ``other_lead_id``.
+match_pairs = Table(
+    "match_pairs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id"), nullable=False),
+    Column("other_lead_id", Id, ForeignKey("leads.id"), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("evidence", Json, nullable=False),  # {field: {"level": ..., "weight": ...}}
+    Column("status", String(16), nullable=False),  # open | merged | kept_apart
+    Column("found_by", String(16), nullable=False),  # capture | batch
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("decided_at", UtcDateTime),
+    Column("decided_by", String(100)),
+    Column("decision_reason", String(500)),
+    Column("merge_id", Id),
+    Column("config_version", String(32), nullable=False),
+    Index("uq_match_pairs_pair", "lead_id", "other_lead_id", unique=True),
+    Index(None, "other_lead_id"),
+    Index(None, "status", "id"),
+)
+
+# Every merge, with both leads as they were, so that unmerge restores them exactly.
+lead_merges = Table(
+    "lead_merges",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("survivor_id", Id, ForeignKey("leads.id"), nullable=False),
+    Column("merged_id", Id, ForeignKey("leads.id"), nullable=False),
+    Column("survivor_before", Json, nullable=False),  # personal: blanked on erasure
+    Column("merged_before", Json, nullable=False),  # personal: blanked on erasure
+    Column("moved", Json, nullable=False),  # {"events": [ids], "opportunities": [ids], ...}
+    Column("probability", Float),
+    Column("actor", String(100), nullable=False),
+    Column("reason", String(500)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("unmerged_at", UtcDateTime),
+    Column("unmerged_by", String(100)),
+    Index(None, "merged_id"),
+    Index(None, "survivor_id"),
 )
 
 # People who sign in to the dashboard; a rep or manager is linked to an owner (reps see their leads,

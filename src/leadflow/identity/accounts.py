@@ -1,8 +1,9 @@
 """Lead-to-account matching: a lead belongs to the company of its (business) domain.
 
 An account is found by the company domain (from the website, or a business email); when none
-exists one is created from what the lead says about its company. Free-mail addresses say nothing
-about a company and link no account.
+exists one is created from what the lead says about its company. A free-mail address says nothing
+about a company: such a lead joins an existing account only by its company name (normalised, or
+a close spelling), and no account is created from a name alone.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadflow.db.fastpath import Prepared
 from leadflow.db.tables import accounts
+from leadflow.identity.normalize import company_key
 
 _BY_DOMAIN = Prepared(
     select(accounts.c.id, accounts.c.domain, accounts.c.owner_id, accounts.c.pqa).where(
@@ -25,7 +28,7 @@ _BY_DOMAIN = Prepared(
 _BY_DOMAINS = select(accounts.c.id, accounts.c.domain, accounts.c.owner_id, accounts.c.pqa).where(
     accounts.c.domain.in_(bindparam("domains", expanding=True))
 )
-_ACCOUNT_COLUMNS = ("name", "domain", "industry", "employees", "country", "created_at", "updated_at")
+_ACCOUNT_COLUMNS = ("name", "domain", "industry", "employees", "country", "created_at", "updated_at", "name_key")
 _CREATE = {
     "sqlite": Prepared(
         sqlite.insert(accounts).on_conflict_do_nothing(index_elements=["domain"]).returning(accounts.c.id),
@@ -44,15 +47,31 @@ def _find(conn: Connection, domains: set[str]) -> dict[str, dict[str, Any]]:
     return {row.domain: dict(row._mapping) for row in conn.execute(_BY_DOMAINS, {"domains": sorted(domains)})}
 
 
-def link_accounts(conn: Connection, leads: Sequence[dict[str, Any]], now: datetime) -> dict[int, str | None]:
+def link_accounts(
+    conn: Connection, leads: Sequence[dict[str, Any]], now: datetime, *, company_names: bool = True
+) -> dict[int, str | None]:
     """Set ``account_id`` (and ``pqa``) on leads that have a company domain and no account yet:
     one lookup for all their domains, one insert for the accounts that do not exist yet.
+    With ``company_names``, a lead without a company domain (free mail, no website) that names
+    its company joins the existing account of that name (legal suffixes, case and punctuation
+    aside, or a close spelling); no account is made from a name alone.
     Returns the owners of the accounts it linked (account id → owner id), for routing."""
     wanting = [
         lead for lead in leads if lead.get("account_id") is None and lead.get("domain") and not lead.get("is_free_mail")
     ]
+    owners: dict[int, str | None] = {}
+    if company_names:
+        by_name = [
+            lead
+            for lead in leads
+            if lead.get("account_id") is None
+            and lead.get("company")
+            and not (lead.get("domain") and not lead.get("is_free_mail"))
+        ]
+        if by_name:
+            owners.update(_link_by_name(conn, by_name))
     if not wanting:
-        return {}
+        return owners
     domains = {lead["domain"] for lead in wanting}
     found = _find(conn, domains)
     new: dict[str, dict[str, Any]] = {}
@@ -67,6 +86,7 @@ def link_accounts(conn: Connection, leads: Sequence[dict[str, Any]], now: dateti
                 "country": lead.get("country"),
                 "created_at": now,
                 "updated_at": now,
+                "name_key": company_key(lead.get("company")) or domain,
             }
     if new:
         create = _CREATE[conn.dialect.name]
@@ -83,4 +103,48 @@ def link_accounts(conn: Connection, leads: Sequence[dict[str, Any]], now: dateti
         account = found[lead["domain"]]
         lead["account_id"] = account["id"]
         lead["pqa"] = bool(account["pqa"])
-    return {account["id"]: account.get("owner_id") for account in found.values()}
+    owners.update({account["id"]: account.get("owner_id") for account in found.values()})
+    return owners
+
+
+_BY_NAME_KEYS = Prepared(
+    select(accounts.c.id, accounts.c.name_key, accounts.c.owner_id, accounts.c.pqa).where(
+        accounts.c.name_key.in_(bindparam("keys", expanding=True))
+    )
+)
+_BY_NAME_PREFIX = (
+    select(accounts.c.id, accounts.c.name_key, accounts.c.owner_id, accounts.c.pqa)
+    .where(accounts.c.name_key >= bindparam("low"), accounts.c.name_key < bindparam("high"))
+    .order_by(accounts.c.name_key)
+    .limit(50)
+)
+
+
+def _link_by_name(conn: Connection, wanting: Sequence[dict[str, Any]]) -> dict[int, str | None]:
+    keys = {id(lead): company_key(lead["company"]) for lead in wanting}
+    names = {k for k in keys.values() if k}
+    if not names:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for row in _BY_NAME_KEYS.execute(conn, {"keys": sorted(names)}):
+        if row["name_key"] not in found or row["id"] < found[row["name_key"]]["id"]:
+            found[row["name_key"]] = row
+    for name in names - set(found):  # a close spelling of an account sharing the first letters
+        stem = name[:3]
+        if len(stem) < 3:
+            continue
+        best = None
+        for row in conn.execute(_BY_NAME_PREFIX, {"low": stem, "high": stem + "\uffff"}):
+            score = JaroWinkler.similarity(name, row.name_key)
+            if score >= 0.93 and (best is None or score > best[0]):
+                best = (score, dict(row._mapping))
+        if best is not None:
+            found[name] = best[1]
+    owners: dict[int, str | None] = {}
+    for lead in wanting:
+        account = found.get(keys[id(lead)] or "")
+        if account is not None:
+            lead["account_id"] = account["id"]
+            lead["pqa"] = bool(account["pqa"])
+            owners[account["id"]] = account.get("owner_id")
+    return owners

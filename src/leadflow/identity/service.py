@@ -1,18 +1,22 @@
 """Find the existing lead a submission belongs to.
 
-Matching here is exact on the normalised email key, through its index, for many submissions in
-one query. Merged and erased leads are never matched.
+First exact on the normalised email key, through its index, for many submissions in one query;
+then, for submissions no email matched, probabilistically (:mod:`.matching`) against the leads
+that share a blocking key with them. Merged and erased leads are never matched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from leadflow.db.fastpath import Prepared
-from leadflow.db.tables import lead_events, leads, visitors, web_sessions
+from leadflow.db.tables import lead_events, lead_match_keys, leads, visitors, web_sessions
+from leadflow.identity.matching import Match, MatchModel
 
 # At most one live lead per email key (a unique partial index says so), so no ORDER BY/LIMIT:
 # that tempts PostgreSQL's generic plan into walking the primary key instead of the index.
@@ -92,3 +96,111 @@ def link_visitors(conn: Connection, links: Sequence[tuple[str, int]]) -> None:
     rows = [{"visitor": visitor, "lead": lead} for visitor, lead in links]
     for statement in (_LINK_VISITOR, _LINK_SESSIONS, _LINK_EVENTS):
         statement.executemany(conn, rows)
+
+
+# -- probabilistic matching ----------------------------------------------------------------------
+
+_MODELS: dict[str, Any] = {}
+
+
+def match_model(rules: Any) -> MatchModel:
+    """The compiled ``identity.match`` settings of a ruleset, cached per configuration version."""
+    model = _MODELS.get(rules.version)
+    if model is None:
+        model = _MODELS[rules.version] = MatchModel(rules.config.identity.match)
+    return model
+
+
+_CANDIDATE_LIMIT = 300
+_MATCH_COLUMNS = ("id", "email", "email_key", "first_name", "last_name", "phone", "company", "domain", "custom")
+_STATEMENTS: dict[int, Prepared] = {}
+
+
+def _candidates_statement(model: MatchModel) -> Prepared:
+    """Leads sharing any of the keys: only the columns the comparisons read (the full row of the
+    one that wins is read afterwards), through the key index, never a scan."""
+    statement = _STATEMENTS.get(id(model))
+    if statement is None:
+        names = dict.fromkeys(_MATCH_COLUMNS)
+        for c in model.comparisons:
+            if not c.field.startswith("custom.") and c.field in leads.c and c.field not in ("name",):
+                names.setdefault(c.field)
+        statement = _STATEMENTS[id(model)] = Prepared(
+            select(lead_match_keys.c.key, *(leads.c[n] for n in names))
+            .select_from(lead_match_keys.join(leads, leads.c.id == lead_match_keys.c.lead_id))
+            .where(
+                lead_match_keys.c.key.in_(bindparam("keys", expanding=True)),
+                leads.c.merged_into_id.is_(None),
+                leads.c.erased_at.is_(None),
+            )
+            .limit(_CANDIDATE_LIMIT)
+        )
+    return statement
+
+
+@dataclass
+class Candidate:
+    """The best existing lead for a submission, and what the model says about the pair (``lead``
+    holds the compared columns; the capture path reads the full row of a lead it merges into)."""
+
+    lead: dict[str, Any]
+    match: Match
+    decision: str  # merge | review | new
+
+
+def find_candidates(
+    conn: Connection, model: MatchModel, incoming: Sequence[Mapping[str, Any]]
+) -> list[Candidate | None]:
+    """For each incoming lead, the most probable existing lead among those sharing a blocking key.
+
+    One indexed query for the whole batch (blocking keys → leads); never a scan of ``leads``.
+    """
+    keys_of = [model.key_hashes(lead) if model.enabled else [] for lead in incoming]
+    wanted = {k for keys in keys_of for k in keys}
+    if not wanted:
+        return [None] * len(incoming)
+    by_key: dict[int, list[int]] = {}
+    rows: dict[int, dict[str, Any]] = {}
+    for data in _candidates_statement(model).execute(conn, {"keys": list(wanted)}):
+        key = data.pop("key")
+        by_key.setdefault(key, []).append(data["id"])
+        rows.setdefault(data["id"], data)
+    prepared = {lead_id: model.prepare(row) for lead_id, row in rows.items()}
+    limit = model.settings.max_candidates
+    out: list[Candidate | None] = []
+    for lead, keys in zip(incoming, keys_of, strict=True):
+        ids: dict[int, None] = {}
+        for k in keys:
+            for lead_id in by_key.get(k, ()):
+                ids.setdefault(lead_id)
+        if not ids:
+            out.append(None)
+            continue
+        mine = model.prepare(lead)
+        best: tuple[float, int] | None = None
+        for lead_id in list(ids)[:limit]:
+            w = model.weight(mine, prepared[lead_id])
+            if best is None or w > best[0]:
+                best = (w, lead_id)
+        assert best is not None
+        match = model.compare(mine, prepared[best[1]])
+        decision = model.decide(match.probability, model.usable(lead))
+        out.append(Candidate(lead=rows[best[1]], match=match, decision=decision))
+    return out
+
+
+_INSERT_KEYS = {
+    "sqlite": Prepared(sqlite.insert(lead_match_keys).on_conflict_do_nothing(), ("key", "lead_id")),
+    "postgresql": Prepared(postgresql.insert(lead_match_keys).on_conflict_do_nothing(), ("key", "lead_id")),
+}
+
+
+def index_leads(conn: Connection, model: MatchModel, rows: Sequence[Mapping[str, Any]]) -> None:
+    """File leads under their blocking keys (keys of earlier values stay: they still identify)."""
+    params = key_rows(model, rows)
+    if params:
+        _INSERT_KEYS[conn.dialect.name].executemany(conn, params)
+
+
+def key_rows(model: MatchModel, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, int]]:
+    return [{"key": k, "lead_id": row["id"]} for row in rows for k in set(model.key_hashes(row))]

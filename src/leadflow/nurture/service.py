@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ from phonenumbers import timezone as phone_timezones
 from sqlalchemy import Connection, exists, func, insert, or_, select, update
 
 from leadflow import events as ev
-from leadflow.config.conditions import Predicate, compile_condition
+from leadflow.config.conditions import Predicate, compile_condition, field_getter
 from leadflow.config.nurture import DAYS, NurtureSection
 from leadflow.config.nurture import Sequence as SequenceConfig
 from leadflow.db.tables import lead_events, leads, notifications, nurture_enrolments, tasks
@@ -218,6 +218,21 @@ def _exit_reason(conn: Connection, sequence: SequenceConfig, lead: Mapping[str, 
     return None
 
 
+def _date_of(lead: Mapping[str, Any], name: str, zone: str) -> datetime | None:
+    """The moment in a lead field (a datetime, a date at 09:00 in the workspace zone, or ISO text)."""
+    value = field_getter(name)(lead)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(zone))
+    if isinstance(value, date):
+        return datetime.combine(value, time(9), ZoneInfo(zone)).astimezone(UTC)
+    return None
+
+
 def _happened(conn: Connection, lead_id: int, type_: str, since: datetime) -> bool:
     return (
         conn.execute(
@@ -291,9 +306,15 @@ def advance(ws: Workspace, conn: Connection, *, batch: int = 100) -> int:
                 started = started + step.wait
             elif action == "wait_until":
                 spec = step.wait_until
-                if not _happened(conn, lead["id"], spec.event, started) and now < started + spec.timeout:
-                    next_at = min(started + spec.timeout, now + RECHECK)
-                    break
+                if spec.event is not None and spec.timeout is not None:
+                    if not _happened(conn, lead["id"], spec.event, started) and now < started + spec.timeout:
+                        next_at = min(started + spec.timeout, now + RECHECK)
+                        break
+                else:
+                    until = spec.date if spec.date is not None else _date_of(lead, spec.field or "", default_zone)
+                    if until is not None and now < until:
+                        next_at = min(until, now + timedelta(days=1))  # the field may change meanwhile
+                        break
                 started = now
             elif action == "branch":
                 holds = c.branches[(sequence.id, i)](lead)

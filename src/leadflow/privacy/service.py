@@ -16,6 +16,8 @@ from leadflow import events as ev
 from leadflow.db.tables import (
     idempotency_keys,
     lead_events,
+    lead_match_keys,
+    lead_merges,
     leads,
     notifications,
     nurture_enrolments,
@@ -90,6 +92,14 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
             sla_next_at=None,
         )
     )
+    # the records merged into this one are the same person
+    conn.execute(
+        update(leads)
+        .where(leads.c.merged_into_id == lead_id)
+        .values(
+            **dict.fromkeys(PERSONAL_FIELDS), erased_at=now, updated_at=now, consent_email=False, do_not_contact=True
+        )
+    )
     conn.execute(update(lead_events).where(lead_events.c.lead_id == lead_id).values(personal=None))
     conn.execute(
         update(notifications)
@@ -106,6 +116,22 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
         .where(nurture_enrolments.c.lead_id == lead_id, nurture_enrolments.c.status == "active")
         .values(status="exited", next_at=None, ended_at=now, end_reason="lead_erased")
     )
+    # identity: the lead's blocking keys (hashes of its email, phone and name) and the personal
+    # fields of the merge snapshots it appears in (unmerge then restores the blanks)
+    conn.execute(delete(lead_match_keys).where(lead_match_keys.c.lead_id == lead_id))
+    for merge in conn.execute(
+        select(lead_merges.c.id, lead_merges.c.survivor_before, lead_merges.c.merged_before).where(
+            (lead_merges.c.survivor_id == lead_id) | (lead_merges.c.merged_id == lead_id)
+        )
+    ).all():
+        conn.execute(
+            update(lead_merges)
+            .where(lead_merges.c.id == merge.id)
+            .values(
+                survivor_before={**(merge.survivor_before or {}), **dict.fromkeys(PERSONAL_FIELDS)},
+                merged_before={**(merge.merged_before or {}), **dict.fromkeys(PERSONAL_FIELDS)},
+            )
+        )
     replays = 0
     for value in (lead["email"], lead["phone"]):
         if value:

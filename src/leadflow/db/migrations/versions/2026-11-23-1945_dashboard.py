@@ -1,7 +1,7 @@
 """dashboard users
 
 Revision ID: 0011_dashboard
-Revises: 0007_metrics
+Revises: 0009_identity
 Create Date: 2026-11-23 19:45:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import leadflow.db.types
 
 revision = "0011_dashboard"
-down_revision = "0007_metrics"
+down_revision = "0009_identity"
 branch_labels = None
 depends_on = None
 
