@@ -219,3 +219,33 @@ def test_review_queue_shows_the_team_items_and_a_decision_needs_a_reason(ws: Wor
             conn.execute(select(review_items.c.status).where(review_items.c.id == item_id)).scalar_one() == "accepted"
         )
         assert conn.execute(select(leads.c.stage).where(leads.c.id == lead_id)).scalar_one() == "mql"
+
+
+def test_a_manager_merges_a_duplicate_pair_and_unmerges_it_from_the_lead_page(ws: Workspace, live: LiveServer) -> None:
+    from leadflow.db.tables import match_pairs
+
+    _users(ws)
+    ada = {"email": "ada.lovelace@analytical.example", "first_name": "Ada", "last_name": "Lovelace", "country": "GB"}
+    first = _lead(ws, **{**ada, "company": "Analytical Engines Ltd"})
+    second = _lead(ws, **{**ada, "email": "a@analytical.example", "company": "Analytical Engines Ltd"})
+    with ws.reader() as conn:
+        pair_id = conn.execute(select(match_pairs.c.id).where(match_pairs.c.status == "open")).scalar_one()
+    admin_email = "root@northwind.example"
+    with ws.transaction() as conn:
+        create_user(conn, admin_email, PASSWORD, "admin", ws.clock.now())
+    admin, _ = _sign_in(live, admin_email)
+    page = admin.get("/app/review").text
+    assert "Possible duplicates" in page and f"/app/duplicates/{pair_id}" in page and "name: exact" in page
+    token = _csrf(admin, "/app/review")
+    done = admin.post(f"/app/duplicates/{pair_id}", data={"decision": "merge", "reason": "same person", "csrf": token})
+    assert done.status_code == 303 and "merged" in done.headers["location"]
+    with ws.reader() as conn:
+        assert conn.execute(select(leads.c.merged_into_id).where(leads.c.id == second)).scalar_one() == first
+    lead_page = admin.get(f"/app/leads/{first}").text
+    assert f"Lead {second} merged into lead {first}" in lead_page and f"/app/leads/{second}/unmerge" in lead_page
+    ana, _ = _sign_in(live, "ana@northwind.example")  # a rep may not unmerge
+    assert ana.post(f"/app/leads/{second}/unmerge", data={"csrf": _csrf(ana, "/app/inbox")}).status_code == 403
+    undone = admin.post(f"/app/leads/{second}/unmerge", data={"csrf": token, "next": f"/app/leads/{first}"})
+    assert undone.status_code == 303 and "done=" in undone.headers["location"]
+    with ws.reader() as conn:
+        assert conn.execute(select(leads.c.merged_into_id).where(leads.c.id == second)).scalar_one() is None

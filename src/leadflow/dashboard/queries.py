@@ -6,12 +6,21 @@ from bisect import bisect_right
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
 from leadflow import events as ev
 from leadflow.dashboard.access import readable_leads, readable_owners
 from leadflow.dashboard.users import User
-from leadflow.db.tables import lead_events, leads, model_activations, model_versions, owners, review_items
+from leadflow.db.tables import (
+    lead_events,
+    lead_merges,
+    leads,
+    match_pairs,
+    model_activations,
+    model_versions,
+    owners,
+    review_items,
+)
 from leadflow.errors import NotFound
 from leadflow.handoff.service import HANDOFF_TYPES
 from leadflow.metrics.periods import split
@@ -91,6 +100,43 @@ def review_queue(conn: Connection, user: User, *, limit: int = 50) -> list[dict[
         .where(review_items.c.kind == "quality", review_items.c.status == "open", readable_leads(user))
         .order_by(review_items.c.id)
         .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def duplicate_pairs(conn: Connection, user: User, *, limit: int = 25) -> list[dict[str, Any]]:
+    """Open duplicate pairs (with their evidence) where the user may read both leads."""
+    from leadflow.identity.review import list_pairs
+
+    pairs = list_pairs(conn, status="open", limit=limit * 4)
+    ids = {p["lead_id"] for p in pairs} | {p["other_lead_id"] for p in pairs}
+    readable = set(conn.execute(select(leads.c.id).where(leads.c.id.in_(list(ids)), readable_leads(user))).scalars())
+    return [p for p in pairs if p["lead_id"] in readable and p["other_lead_id"] in readable][:limit]
+
+
+def pair_leads(conn: Connection, pair_id: int) -> tuple[int, int] | None:
+    row = conn.execute(
+        select(match_pairs.c.lead_id, match_pairs.c.other_lead_id).where(match_pairs.c.id == pair_id)
+    ).first()
+    return (row.lead_id, row.other_lead_id) if row else None
+
+
+def merge_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    """Merges this lead took part in, newest first (without the personal snapshots)."""
+    stmt = (
+        select(
+            lead_merges.c.id,
+            lead_merges.c.survivor_id,
+            lead_merges.c.merged_id,
+            lead_merges.c.probability,
+            lead_merges.c.actor,
+            lead_merges.c.reason,
+            lead_merges.c.created_at,
+            lead_merges.c.unmerged_at,
+            lead_merges.c.unmerged_by,
+        )
+        .where(or_(lead_merges.c.survivor_id == lead_id, lead_merges.c.merged_id == lead_id))
+        .order_by(lead_merges.c.id.desc())
     )
     return [dict(r._mapping) for r in conn.execute(stmt)]
 

@@ -244,6 +244,7 @@ def lead_page(request: Request, lead_id: int) -> Response:
         handoff = handoff_status(conn, lead_id)
         enrolments = enrolments_of(conn, lead_id)
         prediction = _prediction(ws, conn, lead_id)
+        merges = queries.merge_history(conn, lead_id)
     assignments = [e for e in timeline if e["type"] in (ev.LEAD_ASSIGNED, ev.SLA_ESCALATED)]
     return _page(
         request,
@@ -254,6 +255,7 @@ def lead_page(request: Request, lead_id: int) -> Response:
         timeline=list(reversed(timeline)),
         handoff=handoff,
         enrolments=enrolments,
+        merges=merges,
         prediction=prediction,
         assignments=assignments,
         reasons=ws.config.handoff.reasons,
@@ -365,7 +367,56 @@ def review(request: Request) -> Response:
     user = _signed_in(request, "review")
     with _ws(request).reader() as conn:
         items = queries.review_queue(conn, user)
-    return _page(request, "review.html", user, items=items)
+        pairs = queries.duplicate_pairs(conn, user)
+    return _page(request, "review.html", user, items=items, pairs=pairs)
+
+
+@router.post("/duplicates/{pair_id}")
+async def duplicate_decide(request: Request, pair_id: int) -> Response:
+    from leadflow.identity.review import decide_pair
+
+    user = _signed_in(request, "review")
+    if not await _check_csrf(request, user):
+        return _page(request, "error.html", user, 403, title="Form expired", message="Reload the page and try again.")
+    form = await request.form()
+    ws = _ws(request)
+    with ws.reader() as conn:
+        both = queries.pair_leads(conn, pair_id)
+        if both is not None and not all(queries.can_read(conn, user, i) for i in both):
+            return _forbidden(request, user, f"Pair {pair_id} involves a lead outside your team.")
+    decision = str(form.get("decision") or "")
+    try:
+        with ws.transaction() as conn:
+            result = decide_pair(ws, conn, pair_id, decision, reason=str(form.get("reason") or ""), actor=user.actor)
+    except LeadflowError as exc:
+        return _back("/app/review", error=str(exc))
+    said = f"merged into lead {result['survivor_id']}" if result["status"] == "merged" else "kept apart"
+    return _back("/app/review", done=f"Pair {pair_id} {said}.")
+
+
+@router.post("/leads/{lead_id}/unmerge")
+async def unmerge(request: Request, lead_id: int) -> Response:
+    """Undo the merge that folded lead ``lead_id`` into another (the survivor must be readable)."""
+    from leadflow.identity.merge import unmerge_leads
+
+    user = _signed_in(request, "review")
+    if not await _check_csrf(request, user):
+        return _page(request, "error.html", user, 403, title="Form expired", message="Reload the page and try again.")
+    form = await request.form()
+    back = _safe_next(str(form.get("next") or "/app/inbox"))
+    ws = _ws(request)
+    with ws.reader() as conn:
+        history = [
+            m for m in queries.merge_history(conn, lead_id) if m["merged_id"] == lead_id and not m["unmerged_at"]
+        ]
+        if not history or not queries.can_read(conn, user, history[0]["survivor_id"]):
+            return _forbidden(request, user, f"Lead {lead_id} is not a merged lead you can see.")
+    try:
+        with ws.transaction() as conn:
+            unmerge_leads(ws, conn, lead_id, actor=user.actor)
+    except LeadflowError as exc:
+        return _back(back, error=str(exc))
+    return _back(back, done=f"Lead {lead_id} is separate again.")
 
 
 @router.post("/review/{item_id}")
