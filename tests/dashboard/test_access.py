@@ -249,3 +249,26 @@ def test_a_manager_merges_a_duplicate_pair_and_unmerges_it_from_the_lead_page(ws
     assert undone.status_code == 303 and "done=" in undone.headers["location"]
     with ws.reader() as conn:
         assert conn.execute(select(leads.c.merged_into_id).where(leads.c.id == second)).scalar_one() is None
+
+
+def test_a_rep_enrols_a_lead_in_nurture_by_hand(ws: Workspace, live: LiveServer) -> None:
+    from leadflow.db.tables import nurture_enrolments
+
+    _users(ws)
+    lead_id = _lead(ws, "grace@navy-labs.example", consent={"email": True})
+    no_consent = _lead(ws, "nope@navy-labs.example")
+    ana, _ = _sign_in(live, "ana@northwind.example")
+    page = ana.get(f"/app/leads/{lead_id}").text
+    assert f'action="/app/leads/{lead_id}/nurture"' in page and 'value="later_timing"' in page
+    token = _csrf(ana, "/app/inbox")
+    done = ana.post(f"/app/leads/{lead_id}/nurture", data={"sequence": "later_timing", "csrf": token})
+    assert done.status_code == 303 and "enrolled" in done.headers["location"]
+    refused = ana.post(f"/app/leads/{no_consent}/nurture", data={"sequence": "later_timing", "csrf": token})
+    assert "consent" in httpx.URL(refused.headers["location"]).params["error"]
+    unknown = ana.post(f"/app/leads/{lead_id}/nurture", data={"sequence": "nope", "csrf": token})
+    assert "unknown sequence" in httpx.URL(unknown.headers["location"]).params["error"]
+    with ws.reader() as conn:
+        rows = conn.execute(
+            select(nurture_enrolments.c.lead_id, nurture_enrolments.c.sequence_id, nurture_enrolments.c.status)
+        ).all()
+    assert [(r.lead_id, r.sequence_id, r.status) for r in rows] == [(lead_id, "later_timing", "active")]

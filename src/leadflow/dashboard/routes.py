@@ -71,6 +71,7 @@ def _page(request: Request, name: str, user: User | None, status: int = 200, **c
             "csrf": sessions.csrf_token(_key(ws), session) if user else "",
             "workspace": ws.config.workspace.name,
             "now": ws.clock.now(),
+            "sequences": [s.id for s in ws.config.nurture.sequences],
             "done": request.query_params.get("done"),
             "error": request.query_params.get("error"),
             **context,
@@ -357,6 +358,25 @@ async def move_stage(request: Request, lead_id: int) -> Response:
     except LeadflowError as exc:
         return _back(back, error=str(exc))
     return _back(back, done=f"Lead {lead_id} moved to {to}.")
+
+
+@router.post("/leads/{lead_id}/nurture")
+async def enrol_in_nurture(request: Request, lead_id: int) -> Response:
+    from leadflow.nurture.service import enrol_lead
+
+    user, refused = await _lead_action(request, lead_id)
+    if refused:
+        return refused
+    form = await request.form()
+    back = _safe_next(str(form.get("next") or f"/app/leads/{lead_id}"))
+    ws = _ws(request)
+    sequence = str(form.get("sequence") or "")
+    try:
+        with ws.transaction() as conn:
+            enrol_lead(ws, conn, lead_id, sequence, actor=user.actor)
+    except LeadflowError as exc:
+        return _back(back, error=str(exc))
+    return _back(back, done=f"Lead {lead_id} enrolled in {sequence.replace('_', ' ')}.")
 
 
 # -- review queue --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from leadflow.config.conditions import Predicate, compile_condition, field_gette
 from leadflow.config.nurture import DAYS, NurtureSection
 from leadflow.config.nurture import Sequence as SequenceConfig
 from leadflow.db.tables import lead_events, leads, notifications, nurture_enrolments, tasks
+from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
 from leadflow.notify import service as notifications_service
 from leadflow.nurture import links
 from leadflow.nurture.render import render
@@ -192,6 +193,49 @@ def enrol(ws: Workspace, conn: Connection, *, batch: int = 500) -> int:
             conn.execute(insert(e).values(end_reason=None), batch_rows)
     ev.append(conn, events)
     return len(enrolments)
+
+
+def enrol_lead(ws: Workspace, conn: Connection, lead_id: int, sequence_id: str, *, actor: str) -> dict[str, Any]:
+    """Enrol one lead by hand (a rep's decision): its active sequence, if any, ends first."""
+    c = compiled(ws)
+    sequence = c.by_id.get(sequence_id)
+    if sequence is None:
+        raise InvalidInput(
+            "unknown sequence",
+            [Problem("sequence", f"no sequence {sequence_id!r}; known: {', '.join(c.by_id) or 'none'}")],
+        )
+    lead = conn.execute(select(leads).where(leads.c.id == lead_id)).first()
+    if lead is None:
+        raise NotFound(f"no lead with id {lead_id}")
+    refused = may_email(lead._mapping)
+    if refused:
+        raise Conflict(f"lead {lead_id} cannot be nurtured by email: {refused.replace('_', ' ')}")
+    now = ws.clock.now()
+    conn.execute(
+        update(e)
+        .where(e.c.lead_id == lead_id, e.c.status == "active")
+        .values(status="exited", next_at=None, ended_at=now, end_reason=f"moved by {actor}")
+    )
+    holdout = in_holdout(sequence, lead_id)
+    conn.execute(
+        insert(e).values(
+            lead_id=lead_id,
+            sequence_id=sequence.id,
+            status="active",
+            holdout=holdout,
+            step=0,
+            step_started_at=now,
+            next_at=now,
+            enrolled_at=now,
+            sent=0,
+            config_version=ws.version,
+        )
+    )
+    ev.append(
+        conn,
+        [_event(ws, ev.NURTURE_ENROLLED, lead_id, now, {"sequence": sequence.id, "holdout": holdout, "by": actor})],
+    )
+    return {"lead_id": lead_id, "sequence": sequence.id, "holdout": holdout}
 
 
 # -- running the steps ----------------------------------------------------------------------
