@@ -1108,10 +1108,6 @@ def main() -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    main()
-
-
 # -- dashboard users -------------------------------------------------------------------------------
 
 DEMO_PASSWORD = "leadflow-demo"
@@ -1177,3 +1173,7 @@ def user_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         return
     for r in rows:
         console.print(f"{r['email']:<32} {r['role']:<9} owner {r['owner_id'] or '—'}  team {r['team_id'] or '—'}")
+
+
+if __name__ == "__main__":
+    main()
