@@ -88,7 +88,13 @@ def report(ws: Workspace, conn: Connection, *, since: datetime | None = None) ->
                     if data.get("enrolment") == en["id"]:
                         sent_steps.append((event["occurred_at"], int(data.get("step", -1))))
                         steps[int(data.get("step", -1))]["sent"].add(en["lead_id"])
-                elif event["type"] in RESPONSES and sent_steps and event["occurred_at"] >= en["enrolled_at"]:
+                elif (
+                    event["type"] in RESPONSES
+                    and sent_steps
+                    and event["occurred_at"] >= en["enrolled_at"]
+                    and data.get("enrolment")
+                    in (None, en["id"])  # a tracked response to another enrolment's email is not ours
+                ):
                     # a tracked open or click names its step; a reply or unsubscribe counts for the last email
                     step = data.get("step") if data.get("enrolment") == en["id"] else sent_steps[-1][1]
                     if step is not None:
