@@ -24,6 +24,7 @@ import yaml
 from sqlalchemy import Connection, select
 
 from leadflow import events as ev
+from leadflow.capture.normalize import FACT_FIELDS
 from leadflow.capture.service import prepare
 from leadflow.clock import FrozenClock
 from leadflow.config.loader import CONFIG_FILE, load_config_text
@@ -33,25 +34,7 @@ from leadflow.errors import InvalidInput, LeadflowError, Problem
 from leadflow.model.dataset import reached
 from leadflow.workspace import DATABASE_FILE, Workspace
 
-PAYLOAD_FIELDS = (
-    "email",
-    "company",
-    "title",
-    "website",
-    "industry",
-    "employees",
-    "country",
-    "state",
-    "city",
-    "language",
-    "segment",
-    "source",
-    "medium",
-    "campaign",
-    "landing_page",
-    "referrer",
-    "capture_context",
-)
+PAYLOAD_FIELDS = ("email", *(f for f in FACT_FIELDS if f != "visitor_id"))  # what a capture carries
 REPLAYED = frozenset(t for t in ev.ACTIVITY_TYPES)
 BATCH = 200
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
@@ -94,15 +94,12 @@ def may_email(lead: Mapping[str, Any]) -> str | None:
 @lru_cache(maxsize=512)
 def country_zone(country: str | None, default: str) -> ZoneInfo:
     """The lead's time zone from its country (the first of the country's zones), else the workspace's."""
-    if country:
-        try:
-            example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.FIXED_LINE)
-            zones = phone_timezones.time_zones_for_number(example) if example is not None else ()
-            zone = next((z for z in zones if z != "Etc/Unknown"), None)
-            if zone:
-                return ZoneInfo(zone)
-        except Exception:  # an unknown region falls back to the workspace zone
-            pass
+    if country and country.upper() in phonenumbers.SUPPORTED_REGIONS:
+        example = phonenumbers.example_number_for_type(country.upper(), phonenumbers.PhoneNumberType.FIXED_LINE)
+        zones = phone_timezones.time_zones_for_number(example) if example is not None else ()
+        zone = next((z for z in zones if z in available_timezones()), None)
+        if zone:
+            return ZoneInfo(zone)
     return ZoneInfo(default)
 
 
