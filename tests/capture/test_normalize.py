@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from leadflow.capture.normalize import country_code, e164, slug, tidy_name
+from leadflow.capture.normalize import checked_email, country_code, e164, slug, tidy_name
 from leadflow.capture.service import prepare
 from leadflow.errors import InvalidInput
 
@@ -83,3 +86,44 @@ def test_custom_field_names_are_checked() -> None:
 def test_slug() -> None:
     assert slug("  LinkedIn Ads ") == "linkedin_ads"
     assert slug("!!!") == "unknown"
+
+
+# -- the email fast path agrees with email_validator -------------------------------------------
+
+_LOCAL_CHARS = "abcXYZ019.+_-!#$%&'*/=?^`{|}~\"@ é"
+_DOMAIN_LABELS = ["example", "EXAMPLE", "b", "xn--bcher-kva", "bücher", "-bad", "bad-", "123", "a" * 64, "", "test"]
+
+
+@given(
+    local=st.text(alphabet=_LOCAL_CHARS, min_size=0, max_size=70),
+    labels=st.lists(st.sampled_from(_DOMAIN_LABELS), min_size=1, max_size=4),
+    tld=st.sampled_from(["com", "DE", "org", "test", "localhost", "c0m", "123", ""]),
+)
+@settings(max_examples=600, deadline=None)
+def test_checked_email_accepts_and_normalises_exactly_as_email_validator(
+    local: str, labels: list[str], tld: str
+) -> None:
+    address = f"{local}@{'.'.join([*labels, tld])}"
+    try:
+        expected: str | None = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = checked_email(address)
+    except EmailNotValidError:
+        got = None
+    assert got == expected
+
+
+def test_checked_email_refuses_what_the_fast_path_cannot_judge_alone() -> None:
+    assert checked_email("Jane.Doe@EXAMPLE.Com") == "Jane.Doe@example.com"
+    for bad in (
+        "a..b@example.com",
+        ".a@example.com",
+        "a@localhost",
+        "a@example",
+        "a@-x.com",
+        "x" * 250 + "@example.com",
+    ):
+        with pytest.raises(EmailNotValidError):
+            checked_email(bad)

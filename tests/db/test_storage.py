@@ -109,3 +109,25 @@ def test_threads_that_end_give_their_write_connection_back(ws: Workspace) -> Non
     assert pool.checkedout() <= 1  # only this thread's, if any
     with ws.reader() as conn:
         assert conn.execute(select(func.count()).where(spend.c.origin == "thread")).scalar_one() == capacity + 10
+
+
+def test_prepared_in_lists_of_every_length_find_the_right_rows(ws: Workspace) -> None:
+    """The fast path plans each IN-list length once and keeps it: lengths met again (and a value
+    written into the statement itself) must still bind the values of this call, not the last."""
+    from sqlalchemy import bindparam
+
+    from leadflow.db.fastpath import Prepared
+    from leadflow.db.tables import owners
+
+    with ws.transaction() as conn:
+        ids = sorted(r.id for r in conn.execute(select(owners.c.id).where(owners.c.active.is_(True))))
+    assert len(ids) >= 3
+    query = Prepared(
+        select(owners.c.id)
+        .where(owners.c.id.in_(bindparam("ids", expanding=True)), owners.c.active.is_(True), owners.c.id != "nobody")
+        .order_by(owners.c.id)
+    )
+    with ws.transaction() as conn:
+        for wanted in ([ids[0]], [ids[1]], ids[:2], ids[1:3], [], [ids[2]], ids):
+            got = [r["id"] for r in query.execute(conn, {"ids": wanted})]
+            assert got == sorted(wanted)

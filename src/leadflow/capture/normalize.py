@@ -83,15 +83,43 @@ class Capture:
         return self.personal.get("email_key")
 
 
+# An ASCII dot-atom local part (RFC 5322): what nearly every address has. email_validator accepts
+# every such local part as it is, so for these only the domain needs its checks, and a domain's
+# verdict is the same for every address at it.
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+MAX_LOCAL, MAX_ADDRESS = 64, 254
+
+
+@lru_cache(maxsize=8192)
+def _checked_domain(domain: str) -> str:
+    return validate_email(f"a@{domain}", check_deliverability=False).domain
+
+
+def checked_email(address: str) -> str:
+    """The address normalised as email_validator normalises it (domain lower-cased, IDNA), or
+    ``EmailNotValidError``. Plain addresses take a fast path with the domain check cached; any
+    other address, and every invalid one, goes through email_validator whole."""
+    local, at, domain = address.rpartition("@")
+    if at and len(local) <= MAX_LOCAL and _PLAIN_LOCAL.match(local):
+        try:
+            normalized = f"{local}@{_checked_domain(domain)}"
+        except EmailNotValidError:
+            pass
+        else:
+            if len(normalized) <= MAX_ADDRESS:
+                return normalized
+    return validate_email(address, check_deliverability=False).normalized
+
+
 def normalise(lead: LeadIn, *, default_region: str, now: datetime, rules: CaptureRules | None = None) -> Capture:
     problems: list[Problem] = []
     personal: dict[str, Any] = {}
 
     if lead.email:
         try:
-            checked = validate_email(lead.email, check_deliverability=False)
-            personal["email"] = checked.normalized
-            personal["email_key"] = checked.normalized.lower()
+            normalized = checked_email(lead.email)
+            personal["email"] = normalized
+            personal["email_key"] = normalized.lower()
         except EmailNotValidError as exc:
             problems.append(Problem("email", f"not a valid email address: {exc}"))
 

@@ -13,7 +13,7 @@ Use it for the few statements executed per lead; everything else goes through ``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -24,7 +24,7 @@ Processor = Callable[[Any], Any] | None
 _GIVEN = object()  # the value comes from the caller's parameters
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Compiled:
     sql: str
     names: tuple[str, ...]
@@ -32,6 +32,17 @@ class _Compiled:
     params: Callable[[Mapping[str, Any]], Any]  # the caller's values -> DBAPI parameters
     results: tuple[tuple[str, Processor], ...]
     expanding: Any  # the SQLCompiler, when an IN-list parameter must be expanded per call
+    lists: tuple[str, ...] = ()  # the IN-list parameters whose expansions are planned and kept
+    plans: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Token:
+    """Stands in for a parameter's value while an expansion is planned: says where it comes from."""
+
+    name: str | None
+    index: int | None
+    literal: Any = None
 
 
 def _params_function(binds: list[tuple[str, Processor, Any]], positional: bool) -> Callable[[Mapping[str, Any]], Any]:
@@ -81,18 +92,53 @@ class Prepared:
         expanding = compiled if any(b.expanding for b in compiled.binds.values()) else None
         params = _params_function(binds, bool(compiled.positional))
         found = _Compiled(compiled.string, names, bool(compiled.positional), params, results, expanding)
+        if expanding is not None and not compiled.literal_execute_params:
+            lists = [b for b in compiled.binds.values() if b.expanding]
+            if not any(getattr(b.type, "_is_tuple_type", False) for b in lists):
+                found.lists = tuple(b.key for b in lists)
         self._compiled[dialect.name] = found
         return found
 
     def _expanded(self, c: _Compiled, values: Mapping[str, Any]) -> tuple[str, Any]:
-        state = c.expanding.construct_expanded_state(values)
-        procs = state.processors
-        if c.positional:
-            names = state.positiontup or ()
-            return state.statement, [
-                procs[n](state.parameters[n]) if n in procs else state.parameters[n] for n in names
-            ]
-        return state.statement, {n: (procs[n](v) if n in procs else v) for n, v in state.parameters.items()}
+        """The SQL and DBAPI parameters with each IN-list expanded to its length.
+
+        The expanded SQL depends only on the lengths of the lists, so it is worked out once per
+        combination of lengths (SQLAlchemy's expansion costs ~0.1 ms a call) and kept, with where
+        each expanded parameter's value comes from."""
+        if not c.lists:  # tuple IN-lists or literal-execute parameters: expand every time
+            state = c.expanding.construct_expanded_state(values)
+            procs = state.processors
+            names = list(state.positiontup or ()) if c.positional else list(state.parameters)
+            params = [procs[n](state.parameters[n]) if n in procs else state.parameters[n] for n in names]
+            return state.statement, params if c.positional else dict(zip(names, params, strict=True))
+        lengths = tuple(len(values[name]) for name in c.lists)
+        plan = c.plans.get(lengths)
+        if plan is None:
+            plan = c.plans[lengths] = self._plan_expansion(c, values, lengths)
+        sql, sources, names = plan
+        params = []
+        for token, proc in sources:
+            if token.name is None:
+                value = token.literal
+            else:
+                value = values[token.name] if token.index is None else values[token.name][token.index]
+            params.append(proc(value) if proc else value)
+        return sql, params if c.positional else dict(zip(names, params, strict=True))
+
+    @staticmethod
+    def _plan_expansion(c: _Compiled, values: Mapping[str, Any], lengths: tuple[int, ...]) -> Any:
+        tokens: dict[str, Any] = {name: _Token(name, None) for name in values}
+        for name, n in zip(c.lists, lengths, strict=True):
+            tokens[name] = [_Token(name, i) for i in range(n)]
+        state = c.expanding.construct_expanded_state(tokens)
+        names = list(state.positiontup or ()) if c.positional else list(state.parameters)
+        sources = []
+        for n in names:
+            token = state.parameters[n]
+            if not isinstance(token, _Token):  # a value given in the statement itself
+                token = _Token(None, None, token)
+            sources.append((token, state.processors.get(n)))
+        return state.statement, sources, names
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run once; returns the rows (as dicts, types converted) if the statement returns any.

@@ -25,6 +25,12 @@ from sqlalchemy import (
 
 from leadflow.db.types import Id, Json, Money, UtcDateTime
 
+# Stages where a lead no longer waits on its owner (routing's loads, the SLA, the inbox).
+CLOSED_STAGES = ("customer", "lost", "disqualified", "nurture")
+# A live lead its owner still has to work, as SQL: the predicate of ``ix_leads_open_owner``,
+# which a query repeats word for word so that SQLite can use that partial index.
+OPEN_LEAD_SQL = "merged_into_id IS NULL AND stage NOT IN ({})".format(", ".join(f"'{s}'" for s in CLOSED_STAGES))
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -343,6 +349,13 @@ leads = Table(
     ),
     Index(None, "created_at"),
     Index(None, "owner_id", "stage"),
+    # Each owner's open leads (least-load routing, team load): counted from this index alone.
+    Index(
+        "ix_leads_open_owner",
+        "owner_id",
+        sqlite_where=text(OPEN_LEAD_SQL),
+        postgresql_where=text(OPEN_LEAD_SQL),
+    ),
     Index(
         None,
         "sla_next_at",

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from leadflow import events as ev
 from leadflow.config.workspace import WorkspaceConfig
 from leadflow.db.fastpath import Prepared
-from leadflow.db.tables import accounts, leads, owners, teams
+from leadflow.db.tables import CLOSED_STAGES, OPEN_LEAD_SQL, accounts, leads, owners, teams
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
 from leadflow.leads.service import load_for_update, require_live, save_projections
 from leadflow.notify import service as notifications
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from leadflow.workspace import Ruleset, Workspace
 
 DIRECTORY_TTL_S = 5.0
-CLOSED = ("customer", "lost", "disqualified", "nurture")
+CLOSED = CLOSED_STAGES
 SALES_KINDS = ("team", "owner", "queue")
 NOTIFY_WITHIN = timedelta(hours=1)  # leads captured longer ago (imports of history) notify nobody
 
@@ -209,7 +209,7 @@ def open_loads(conn: Connection, owner_ids: Iterable[str]) -> dict[str, int]:
     """Leads each owner still has to work (assigned, not closed)."""
     query = (
         select(leads.c.owner_id, func.count())
-        .where(leads.c.owner_id.in_(list(owner_ids)), leads.c.stage.not_in(CLOSED), leads.c.merged_into_id.is_(None))
+        .where(leads.c.owner_id.in_(list(owner_ids)), text(OPEN_LEAD_SQL))
         .group_by(leads.c.owner_id)
     )
     return dict(conn.execute(query).all())
