@@ -15,7 +15,7 @@ from typing import Any
 
 import phonenumbers
 import pycountry
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from leadflow.capture.rules import CaptureRules, host_of, referrer_channel
 from leadflow.capture.schemas import LeadIn
@@ -87,11 +87,25 @@ class Capture:
 # every such local part as it is, so for these only the domain needs its checks, and a domain's
 # verdict is the same for every address at it.
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
-MAX_LOCAL, MAX_ADDRESS = 64, 254
+MAX_LOCAL, MAX_DOMAIN, MAX_ADDRESS = 64, 253, 254
+
+
+# A plain ASCII host name of two or more LDH labels (checked lower-cased), ending in a letter.
+_PLAIN_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z0-9][a-z0-9-]{0,61})?[a-z]\Z")
+_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
 
 
 @lru_cache(maxsize=8192)
 def _checked_domain(domain: str) -> str:
+    plain = domain.lower()
+    if (
+        domain.isascii()
+        and len(plain) <= MAX_DOMAIN
+        and "--" not in plain  # Punycode and reserved labels: email_validator decides
+        and _PLAIN_DOMAIN.match(plain)
+        and not any(plain == d or plain.endswith("." + d) for d in _SPECIAL_USE)
+    ):
+        return plain
     return validate_email(f"a@{domain}", check_deliverability=False).domain
 
 

@@ -112,7 +112,7 @@ _BY_NAME_KEYS = Prepared(
         accounts.c.name_key.in_(bindparam("keys", expanding=True))
     )
 )
-_BY_NAME_PREFIX = (
+_BY_NAME_PREFIX = Prepared(
     select(accounts.c.id, accounts.c.name_key, accounts.c.owner_id, accounts.c.pqa)
     .where(accounts.c.name_key >= bindparam("low"), accounts.c.name_key < bindparam("high"))
     .order_by(accounts.c.name_key)
@@ -134,10 +134,10 @@ def _link_by_name(conn: Connection, wanting: Sequence[dict[str, Any]]) -> dict[i
         if len(stem) < 3:
             continue
         best = None
-        for row in conn.execute(_BY_NAME_PREFIX, {"low": stem, "high": stem + "\uffff"}):
-            score = JaroWinkler.similarity(name, row.name_key)
+        for row in _BY_NAME_PREFIX.execute(conn, {"low": stem, "high": stem + "\uffff"}):
+            score = JaroWinkler.similarity(name, row["name_key"])
             if score >= 0.93 and (best is None or score > best[0]):
-                best = (score, dict(row._mapping))
+                best = (score, row)
         if best is not None:
             found[name] = best[1]
     owners: dict[int, str | None] = {}

@@ -12,15 +12,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from leadflow import events as ev
+from leadflow.db.fastpath import Prepared
 from leadflow.db.tables import review_items
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
 from leadflow.qualify.criteria import ReviewFlag
 from leadflow.workspace import Workspace
 
 Decision = Literal["accept", "reject"]
+
+_OPEN_QUALITY = Prepared(
+    select(review_items.c.lead_id).where(
+        review_items.c.lead_id.in_(bindparam("ids", expanding=True)),
+        review_items.c.kind == "quality",
+        review_items.c.status == "open",
+    )
+)
+_INSERT_ITEM = Prepared(
+    insert(review_items),
+    ("kind", "lead_id", "other_lead_id", "rule", "reason", "evidence", "status", "created_at", "config_version"),
+)
 
 
 def open_items(
@@ -30,13 +43,7 @@ def open_items(
     if not flagged:
         return []
     ids = [lead["id"] for lead, _ in flagged]
-    already = set(
-        conn.execute(
-            select(review_items.c.lead_id).where(
-                review_items.c.lead_id.in_(ids), review_items.c.kind == "quality", review_items.c.status == "open"
-            )
-        ).scalars()
-    )
+    already = {row["lead_id"] for row in _OPEN_QUALITY.execute(conn, {"ids": ids})}
     rows, events = [], []
     for lead, flag in flagged:
         if lead["id"] in already:
@@ -72,8 +79,7 @@ def open_items(
                 data={"kind": "quality", "rule": flag.rule, "reason": flag.reason},
             )
         )
-    if rows:
-        conn.execute(insert(review_items), rows)
+    _INSERT_ITEM.executemany(conn, rows)
     return events
 
 

@@ -207,12 +207,14 @@ def forget_directory(ws: Workspace) -> None:
 
 def open_loads(conn: Connection, owner_ids: Iterable[str]) -> dict[str, int]:
     """Leads each owner still has to work (assigned, not closed)."""
-    query = (
-        select(leads.c.owner_id, func.count())
-        .where(leads.c.owner_id.in_(list(owner_ids)), text(OPEN_LEAD_SQL))
-        .group_by(leads.c.owner_id)
-    )
-    return dict(conn.execute(query).all())
+    return {row["owner_id"]: row["n"] for row in _OPEN_LOADS.execute(conn, {"ids": list(owner_ids)})}
+
+
+_OPEN_LOADS = Prepared(
+    select(leads.c.owner_id, func.count().label("n"))
+    .where(leads.c.owner_id.in_(bindparam("ids", expanding=True)), text(OPEN_LEAD_SQL))
+    .group_by(leads.c.owner_id)
+)
 
 
 # -- 1. the destination and the deadline (pure) ----------------------------------------------
