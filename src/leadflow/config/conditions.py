@@ -194,11 +194,25 @@ def compile_condition(cond: Any) -> Predicate:
     if cond is None:
         return lambda _snapshot: True
     if isinstance(cond, AllOf):
-        parts = [compile_condition(c) for c in cond.all]
-        return lambda s: all(p(s) for p in parts)
+        parts = tuple(compile_condition(c) for c in cond.all)
+
+        def all_of(s: Mapping[str, Any]) -> bool:  # a loop, not all(<generator>): runs per lead
+            for p in parts:
+                if not p(s):
+                    return False
+            return True
+
+        return all_of
     if isinstance(cond, AnyOf):
-        parts = [compile_condition(c) for c in cond.any]
-        return lambda s: any(p(s) for p in parts)
+        parts = tuple(compile_condition(c) for c in cond.any)
+
+        def any_of(s: Mapping[str, Any]) -> bool:
+            for p in parts:
+                if p(s):
+                    return True
+            return False
+
+        return any_of
     if isinstance(cond, NotOf):
         inner = compile_condition(cond.not_)
         return lambda s: not inner(s)

@@ -36,6 +36,21 @@ class _Compiled:
     plans: dict[Any, Any] = field(default_factory=dict)
 
 
+_EXACT_UP_TO = 8  # IN-lists this short are planned at their own length
+_PAD_UP_TO = 1 << 14  # ... and longer ones padded to a power of two, within SQLite's 32,766 variables
+
+
+def _bucket(n: int) -> int:
+    if n <= _EXACT_UP_TO:
+        return n
+    return 1 << (n - 1).bit_length()
+
+
+def _padded(items: Sequence[Any], n: int) -> list[Any]:
+    items = list(items)
+    return items + [items[-1]] * (n - len(items))
+
+
 @dataclass(frozen=True)
 class _Token:
     """Stands in for a parameter's value while an expansion is planned: says where it comes from."""
@@ -104,14 +119,19 @@ class Prepared:
 
         The expanded SQL depends only on the lengths of the lists, so it is worked out once per
         combination of lengths (SQLAlchemy's expansion costs ~0.1 ms a call) and kept, with where
-        each expanded parameter's value comes from."""
-        if not c.lists:  # tuple IN-lists or literal-execute parameters: expand every time
+        each expanded parameter's value comes from. Longer lists are padded to the next power of
+        two by repeating their last value (``x IN (a, b, b)`` is ``x IN (a, b)``), so batches of
+        every size share a few plans."""
+        if not c.lists or any(len(values[name]) > _PAD_UP_TO for name in c.lists):
+            # tuple IN-lists, literal-execute parameters, huge lists: expand every time
             state = c.expanding.construct_expanded_state(values)
             procs = state.processors
             names = list(state.positiontup or ()) if c.positional else list(state.parameters)
             params = [procs[n](state.parameters[n]) if n in procs else state.parameters[n] for n in names]
             return state.statement, params if c.positional else dict(zip(names, params, strict=True))
-        lengths = tuple(len(values[name]) for name in c.lists)
+        lengths = tuple(_bucket(len(values[name])) for name in c.lists)
+        if any(len(values[name]) != n for name, n in zip(c.lists, lengths, strict=True)):
+            values = {**values, **{name: _padded(values[name], n) for name, n in zip(c.lists, lengths, strict=True)}}
         plan = c.plans.get(lengths)
         if plan is None:
             plan = c.plans[lengths] = self._plan_expansion(c, values, lengths)
