@@ -196,8 +196,8 @@ def compile_condition(cond: Any) -> Predicate:
     if isinstance(cond, AllOf):
         parts = tuple(compile_condition(c) for c in cond.all)
 
-        def all_of(s: Mapping[str, Any]) -> bool:  # a loop, not all(<generator>): runs per lead
-            for p in parts:
+        def all_of(s: Mapping[str, Any]) -> bool:
+            for p in parts:  # noqa: SIM110 - a loop, not all(<generator>): runs per lead
                 if not p(s):
                     return False
             return True
@@ -207,7 +207,7 @@ def compile_condition(cond: Any) -> Predicate:
         parts = tuple(compile_condition(c) for c in cond.any)
 
         def any_of(s: Mapping[str, Any]) -> bool:
-            for p in parts:
+            for p in parts:  # noqa: SIM110 - a loop, not all(<generator>): runs per lead
                 if p(s):
                     return True
             return False
