@@ -137,9 +137,9 @@ class Simulation:
         self.rng = random.Random(seed)
         self.seed = seed
         self.end = end or datetime.now(UTC).date()
-        # `months` calendar months ending at `end`: whole months when `end` is a 1st, else the
-        # last one is the month in progress.
-        self.start = _month_start(self.end.replace(day=1), months if self.end.day == 1 else months - 1)
+        # `months` whole calendar months before `end`'s month, then the days of that month up to
+        # `end` (none when `end` is a 1st): a demo on the 2nd still shows a year of business.
+        self.start = _month_start(self.end.replace(day=1), months)
         self.end_at = datetime.combine(self.end, datetime.min.time(), UTC)
         self.tz = ZoneInfo(ws.config.workspace.timezone)
         self.clock = FrozenClock(datetime.combine(self.start, datetime.min.time(), UTC))
