@@ -9,6 +9,7 @@ PostgreSQL goes through psycopg 3 with a pool sized by ``LEADFLOW_POOL_SIZE``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from decimal import Decimal
@@ -18,10 +19,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from leadflow.errors import LeadflowError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+log = logging.getLogger(__name__)
 
 
 def _json_default(value: Any) -> Any:
@@ -60,7 +63,7 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
+        engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
@@ -68,6 +71,13 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
             json_serializer=dumps,
             json_deserializer=loads,
         )
+        analyzer = StatisticsKeeper(engine)
+
+        @event.listens_for(engine, "engine_disposed")
+        def _on_dispose(_engine: Any) -> None:
+            analyzer.stop()
+
+        return engine
     raise LeadflowError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
 
 
@@ -108,6 +118,59 @@ class WalCheckpointer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+class StatisticsKeeper:
+    """Keeps PostgreSQL's planner statistics current from a background thread.
+
+    A table that grew from empty is planned as if still empty until it is analysed: the capture
+    path's key lookups then walk every lead (measured: 5 ms a lookup at 1,000 leads instead of
+    0.1 ms). Autovacuum analyses within a minute when it is on; some servers run with it off.
+    Every few seconds this analyses the tables of our schema that changed by more than
+    autovacuum's own threshold (50 rows + 10%) since their last analysis; ANALYZE does not block
+    reads or writes.
+    """
+
+    STALE = (
+        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+        "AND n_mod_since_analyze > 50 + 0.1 * n_live_tup ORDER BY relname"
+    )
+
+    def __init__(self, engine: Engine, interval: float = 2.0) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leadflow-pg-analyze", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.analyze_stale()
+            except Exception:  # noqa: BLE001 - a busy or restarting server: try again next tick
+                log.debug("statistics check failed; trying again in %.0f s", self._interval, exc_info=True)
+
+    def analyze_stale(self) -> list[str]:
+        """Analyse the stale tables, one transaction each, never waiting long for a lock (a
+        migration or a TRUNCATE goes first); returns the tables analysed."""
+        done = []
+        with self._engine.connect() as conn:
+            stale = list(conn.exec_driver_sql(self.STALE).scalars())
+            conn.rollback()
+            for table in stale:
+                try:
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+                    conn.exec_driver_sql(f'ANALYZE "{table}"')
+                    conn.commit()
+                    done.append(table)
+                except DBAPIError:
+                    conn.rollback()
+        return done
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
 
 _BEGIN = {"IMMEDIATE": "BEGIN IMMEDIATE", "DEFERRED": "BEGIN DEFERRED", "EXCLUSIVE": "BEGIN EXCLUSIVE"}
