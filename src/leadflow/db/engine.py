@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from leadflow.errors import LeadflowError
 
@@ -147,7 +147,7 @@ class StatisticsKeeper:
         while not self._stop.wait(self._interval):
             try:
                 self.analyze_stale()
-            except Exception:  # noqa: BLE001 - a busy or restarting server: try again next tick
+            except SQLAlchemyError:  # a busy or restarting server: try again next tick
                 log.debug("statistics check failed; trying again in %.0f s", self._interval, exc_info=True)
 
     def analyze_stale(self) -> list[str]:
