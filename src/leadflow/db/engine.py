@@ -103,13 +103,12 @@ class WalCheckpointer:
         except sqlite3.Error:
             return
         try:
-            ticks = 0
+            # No statistics are gathered (PRAGMA optimize on a connection that ran no queries
+            # does nothing): the capture path's queries are indexed so that SQLite's plan without
+            # statistics is the right one.
             while not self._stop.wait(self._interval):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    ticks += 1
-                    if ticks % 240 == 0:  # about once a minute: keep the planner's statistics fresh
-                        conn.execute("PRAGMA optimize")
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:

@@ -496,7 +496,8 @@ review_items = Table(
     Column("decision_reason", String(500)),
     Column("config_version", String(32), nullable=False),
     Index(None, "status", "kind", "created_at"),
-    Index(None, "lead_id"),
+    # a lead's open items of a kind: the capture path asks this for every flagged lead
+    Index(None, "lead_id", "kind", "status"),
 )
 
 visitors = Table(

@@ -1,4 +1,4 @@
-"""each owner's open leads, counted from a partial index
+"""indexes for the capture path: each owner's open leads; a lead's open review items
 
 Revision ID: 0014_open_leads
 Revises: 0011_dashboard
@@ -26,7 +26,12 @@ def upgrade() -> None:
         sqlite_where=sa.text(OPEN_LEAD_SQL),
         postgresql_where=sa.text(OPEN_LEAD_SQL),
     )
+    # Without statistics SQLite preferred (status, kind, created_at) and read every open item.
+    op.drop_index("ix_review_items_lead_id", table_name="review_items")
+    op.create_index("ix_review_items_lead_id_kind_status", "review_items", ["lead_id", "kind", "status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_review_items_lead_id_kind_status", table_name="review_items")
+    op.create_index("ix_review_items_lead_id", "review_items", ["lead_id"])
     op.drop_index("ix_leads_open_owner", table_name="leads")
