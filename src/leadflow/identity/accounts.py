@@ -25,8 +25,10 @@ _BY_DOMAIN = Prepared(
         accounts.c.domain == bindparam("domain")
     )
 )
-_BY_DOMAINS = select(accounts.c.id, accounts.c.domain, accounts.c.owner_id, accounts.c.pqa).where(
-    accounts.c.domain.in_(bindparam("domains", expanding=True))
+_BY_DOMAINS = Prepared(
+    select(accounts.c.id, accounts.c.domain, accounts.c.owner_id, accounts.c.pqa).where(
+        accounts.c.domain.in_(bindparam("domains", expanding=True))
+    )
 )
 _ACCOUNT_COLUMNS = ("name", "domain", "industry", "employees", "country", "created_at", "updated_at", "name_key")
 _CREATE = {
@@ -44,7 +46,7 @@ _CREATE = {
 def _find(conn: Connection, domains: set[str]) -> dict[str, dict[str, Any]]:
     if len(domains) == 1:
         return {row["domain"]: row for row in _BY_DOMAIN.execute(conn, {"domain": next(iter(domains))})}
-    return {row.domain: dict(row._mapping) for row in conn.execute(_BY_DOMAINS, {"domains": sorted(domains)})}
+    return {row["domain"]: row for row in _BY_DOMAINS.execute(conn, {"domains": sorted(domains)})}
 
 
 def link_accounts(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,13 +39,10 @@ def add_business_time(
     Friday 15:00 is Monday 15:00), the rest is working hours. A start outside business hours
     counts from the next opening."""
     zone = ZoneInfo(tz)
+    week = tuple(sorted(hours.items()))
 
     def window(day: date) -> tuple[datetime, datetime] | None:
-        minutes = hours.get(day.weekday()) if day not in holidays else None
-        if minutes is None:
-            return None
-        midnight = datetime.combine(day, time(), zone)
-        return midnight + timedelta(minutes=minutes[0]), midnight + timedelta(minutes=minutes[1])
+        return _window(day, week, tz, holidays)
 
     def next_open(moment: datetime) -> datetime:
         for _ in range(_MAX_DAYS):
@@ -72,6 +70,19 @@ def add_business_time(
         remaining -= close_at - local
         local = close_at
     return local.astimezone(start.tzinfo)
+
+
+@lru_cache(maxsize=8192)
+def _window(
+    day: date, week: tuple[tuple[int, tuple[int, int]], ...], tz: str, holidays: frozenset[date]
+) -> tuple[datetime, datetime] | None:
+    """A day's business hours as aware times (None: closed); the same few days come up for
+    every lead, so they are worked out once."""
+    minutes = dict(week).get(day.weekday()) if day not in holidays else None
+    if minutes is None:
+        return None
+    midnight = datetime.combine(day, time(), ZoneInfo(tz))
+    return midnight + timedelta(minutes=minutes[0]), midnight + timedelta(minutes=minutes[1])
 
 
 _MAX_DAYS = 3660  # ten years: a calendar with no business day in it is a configuration error
