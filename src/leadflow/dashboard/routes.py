@@ -481,13 +481,27 @@ def teams(request: Request) -> Response:
     return _page(request, "teams.html", user, board=board)
 
 
+def _cached(ws: Workspace, key: Any, compute: Any) -> Any:
+    """Figures change only when an event is written (``key`` holds the newest event's id and the
+    config version): keep them until then."""
+    cache: dict[Any, Any] = ws.caches.setdefault("dashboard.metrics", {})
+    if key not in cache:
+        if len(cache) > 128:
+            cache.clear()
+        cache[key] = compute()
+    return cache[key]
+
+
 @router.get("/metrics")
 def metrics(
     request: Request,
     months: Annotated[int, Query(ge=1, le=36)] = 12,
     source: Annotated[str | None, Query(max_length=64)] = None,
+    campaign: Annotated[str | None, Query(max_length=64)] = None,
+    team: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
+    """The metrics page; asked by HTMX (the filter form), only the figures and charts below it."""
     from leadflow.metrics.attribution import MODELS
 
     user = _signed_in(request, "metrics")
@@ -497,47 +511,54 @@ def metrics(
     total = first.year * 12 + first.month - 1 - (months - 1)
     start = date(total // 12, total % 12 + 1, 1)
     end = date.fromordinal(today.toordinal() + 1)
-    source = source or None
     model = model if model in MODELS else "linear"
+    viewer = (user.role, user.team_id, user.owner_id)
     with ws.reader() as conn:
-        # The figures change only when an event is written: keep them until the next one.
-        key = (
-            user.role,
-            user.team_id,
-            user.owner_id,
+        version = (queries.last_event_id(conn), ws.version)
+        choices = _cached(
+            ws,
+            ("choices", viewer, *version),
+            lambda: {
+                "sources": queries.sources(conn, user),
+                "campaigns": queries.campaigns(conn, user),
+                "teams": queries.teams(ws, conn, user),
+            },
+        )
+        f = queries.MetricsFilter(
             start,
             end,
-            source,
-            model,
-            queries.last_event_id(conn),
-            ws.version,
+            source=source if source in choices["sources"] else None,
+            campaign=campaign if campaign in choices["campaigns"] else None,
+            team=team if team in dict(choices["teams"]) else None,
         )
-        cache: dict[Any, Any] = ws.caches.setdefault("dashboard.metrics", {})
-        if key not in cache:
-            if len(cache) > 64:
-                cache.clear()
-            cache[key] = (
-                queries.monthly_flow(ws, conn, user, start, end, source),
-                queries.funnel_by_source(ws, conn, user, start, end, source),
-                queries.unit_economics(ws, conn, start, end, source, model),
-                queries.sources(conn, user),
-            )
-        flow, funnel, economics, known = cache[key]
-    charts = {"flow": flow, "funnel": funnel, "economics": economics}
+        board = _cached(ws, ("board", viewer, f, *version), lambda: queries.metrics_board(ws, conn, user, f))
+        economics = _cached(
+            ws,
+            ("economics", start, end, model, *version),
+            lambda: {by: queries.unit_economics(ws, conn, start, end, model, by) for by in ("source", "campaign")},
+        )
+    # Spend has no owner or team: the source and campaign filters pick rows of the workspace's figures.
+    economics = {
+        by: [r for r in rows if not wanted or r["group"] == wanted]
+        for by, rows, wanted in (
+            ("source", economics["source"], f.source),
+            ("campaign", economics["campaign"], f.campaign),
+        )
+    }
+    charts = {**board, "economics": economics}
+    partial = request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
     return _page(
         request,
-        "metrics.html",
+        "_metrics_body.html" if partial else "metrics.html",
         user,
-        flow=flow,
-        funnel=funnel,
+        board=board,
         economics=economics,
-        sources=known,
-        source=source,
+        choices=choices,
+        team_names=dict(choices["teams"]),
+        filters=f,
         model=model,
         models=MODELS,
         months=months,
-        start=start,
-        end=end,
         charts_json=json.dumps(charts, default=str).replace("</", "<\\/"),
         plotly=_plotly_path() is not None,
     )
@@ -593,7 +614,7 @@ def static(name: str) -> Response:
     if name == "plotly.min.js":
         path = _plotly_path()
     else:
-        path = STATIC / name if name in {"dashboard.css", "dashboard.js"} else None
+        path = STATIC / name if name in {"dashboard.css", "dashboard.js", "metrics.js", "htmx.min.js"} else None
     if path is None:
         return Response("not found", status_code=404)
     media = "text/css" if name.endswith(".css") else "application/javascript"
