@@ -390,7 +390,7 @@ def metrics_board(ws: Workspace, conn: Connection, user: User, f: MetricsFilter)
     funnel_rows.sort(key=lambda x: -x["reached"][order[0]])
 
     velocity = []
-    for stage in [*order, *sorted(set(stays) | set(pending) - set(order))]:
+    for stage in [*order, *sorted((set(stays) | set(pending)) - set(order))]:
         done = sorted(stays.get(stage, []))
         waiting = pending.get(stage, 0)
         if not done and not waiting:

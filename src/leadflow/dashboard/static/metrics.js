@@ -45,11 +45,11 @@
     if (!v.length) { empty("chart-velocity", "No lead moved on from a stage in this period."); } else {
       Plotly.newPlot("chart-velocity", [{ type: "bar", orientation: "h", name: "median days",
         y: v.map(function (r) { return pretty(r.stage); }), x: v.map(function (r) { return r.median_hours / 24; }),
-        text: v.map(function (r) { return r.count + " moved on · " + r.pending + " still there"; }), textposition: "auto",
+        text: v.map(function (r) { return (r.median_hours / 24).toFixed(1) + " d"; }), textposition: "outside", cliponaxis: false,
         customdata: v.map(function (r) { return [r.p90_hours / 24, r.count, r.pending]; }),
         hovertemplate: "%{y}: median %{x:.1f} days, 90th percentile %{customdata[0]:.1f} days<br>%{customdata[1]} moved on, %{customdata[2]} still there<extra></extra>",
         marker: { color: "#0ea5e9" } }],
-        layout({ xaxis: { title: "median days in stage", rangemode: "tozero" }, yaxis: { autorange: "reversed", automargin: true }, margin: { l: 90, r: 16, t: 8, b: 44 } }), cfg);
+        layout({ xaxis: { title: "median days in stage", range: [0, 1.18 * Math.max.apply(null, v.map(function (r) { return r.median_hours / 24; }))] }, yaxis: { autorange: "reversed", automargin: true }, margin: { l: 90, r: 16, t: 8, b: 44 } }), cfg);
     }
 
     var stages = d.funnel.stages;
