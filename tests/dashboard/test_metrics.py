@@ -176,3 +176,22 @@ def test_the_page_and_its_htmx_fragment_follow_the_filters_in_the_url(
     assert '<option value="sales" selected>' in linked.text
     unknown = client.get("/app/metrics", params={"campaign": "no-such-campaign", "team": "nobody"})
     assert unknown.status_code == 200 and "no-such-campaign" not in unknown.text
+
+
+def test_threshold_advice_on_the_models_page_is_the_model_services(
+    business: Workspace, business_live: LiveServer
+) -> None:
+    from leadflow.model.thresholds import advise
+
+    client = _sign_in(business_live, "admin@northwind.example")
+    assert client.get("/app/models").status_code == 200  # builds the advice's inputs in the background
+    for capacity in (5, 40):
+        page = client.get("/app/models", params={"capacity": capacity})
+        assert page.status_code == 200
+        with business.reader() as conn:
+            expected = advise(business, conn, capacity)
+        shown = re.search(r'id="advised-threshold" class="score-big">(\d+)<', page.text)
+        assert shown is not None and int(shown.group(1)) == expected["advised"]["threshold"]
+        assert f"{expected['past_leads']} past leads with a known outcome" in page.text
+        assert 'id="chart-advice"' in page.text
+    assert client.get("/app/models", params={"capacity": 0}).status_code == 422

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import threading
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -564,25 +567,74 @@ def metrics(
     )
 
 
+class _Advice:
+    """Threshold advice's inputs (every past lead's score and outcome: seconds to build on a year
+    of leads), kept per active model and config version. Built when the models page is first
+    shown (in the background, so the capacity asked next is answered at once) or, failing that,
+    by the first request that needs them; once events have been written since, they are rebuilt
+    in the background while the last ones keep answering (the page says as of when)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.key: Any = None
+        self.event = -1
+        self.inputs: Any = None
+        self.refreshing = False
+
+    def get(self, ws: Workspace, key: Any, event: int) -> Any:
+        if self.key == key and self.inputs is not None:
+            if event != self.event:
+                self.refresh(ws, key, event)
+            return self.inputs
+        with self.lock:
+            if self.key != key or self.inputs is None:
+                self._build(ws, key, event)
+            return self.inputs
+
+    def refresh(self, ws: Workspace, key: Any, event: int) -> None:
+        if self.refreshing or (self.key == key and self.event == event):
+            return
+        self.refreshing = True
+        threading.Thread(target=self._background, args=(ws, key, event), daemon=True).start()
+
+    def _background(self, ws: Workspace, key: Any, event: int) -> None:
+        try:
+            with self.lock:
+                if self.key != key or self.event != event:
+                    self._build(ws, key, event)
+        except LeadflowError:
+            pass  # the request that needs them reports it
+        finally:
+            self.refreshing = False
+
+    def _build(self, ws: Workspace, key: Any, event: int) -> None:
+        from leadflow.model.thresholds import advice_inputs
+
+        with ws.reader() as conn:
+            inputs = advice_inputs(ws, conn)
+        self.key, self.event, self.inputs = key, event, inputs
+
+
 @router.get("/models")
 def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=100000)] = None) -> Response:
-    from leadflow.model.thresholds import advise
+    from leadflow.model.thresholds import advise_with
 
     user = _signed_in(request, "models")
     ws = _ws(request)
-    advice, problem = None, None
+    advice, problem, as_of = None, None, None
     with ws.reader() as conn:
         summary = queries.model_summary(conn)
-        if capacity is not None:
-            cache: dict[Any, Any] = ws.caches.setdefault("dashboard.advice", {})
-            key = (capacity, queries.last_event_id(conn), ws.version)
-            try:
-                if key not in cache:
-                    cache.clear()
-                    cache[key] = advise(ws, conn, capacity)
-                advice = cache[key]
-            except LeadflowError as exc:
-                problem = str(exc)
+        event = queries.last_event_id(conn)
+    cache: _Advice = ws.caches.setdefault("dashboard.advice", _Advice())
+    key = ((summary or {}).get("active_id"), ws.version)
+    if capacity is None:
+        cache.refresh(ws, key, event)
+    else:
+        try:
+            inputs = cache.get(ws, key, event)
+            advice, as_of = advise_with(ws, inputs, capacity), inputs.as_of
+        except LeadflowError as exc:
+            problem = str(exc)
     evaluation = (summary or {}).get("version", {}).get("report", {}).get("evaluation") or {}
     return _page(
         request,
@@ -591,6 +643,7 @@ def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=10
         summary=summary,
         capacity=capacity,
         advice=advice,
+        advice_as_of=as_of,
         problem=problem,
         evaluation_json=json.dumps(evaluation, default=str).replace("</", "<\\/"),
         plotly=_plotly_path() is not None,
@@ -600,12 +653,13 @@ def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=10
 # -- static files --------------------------------------------------------------------------------
 
 
+@cache
 def _plotly_path() -> Path | None:
-    try:
-        import plotly
-    except ImportError:
+    """Plotly's bundled script, found without importing plotly (tens of milliseconds)."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or spec.origin is None:
         return None
-    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    path = Path(spec.origin).parent / "package_data" / "plotly.min.js"
     return path if path.exists() else None
 
 
