@@ -94,31 +94,32 @@ def advice_inputs(
         raise InvalidInput("no model is active", [Problem("using", "activate a model or use rules")])
     use_model = active is not None and using != "rules"
     now = ws.clock.now()
-    data = dataset.build(
-        conn,
-        order=ws.config.stages.order,
-        target=active.target if use_model and active else ws.config.stages.target,
-        as_of=now,
-        outcome_window=timedelta(days=outcome_window_days),
-    )
+    window = timedelta(days=outcome_window_days)
+    if not use_model or active is None:
+        past_scores, y = dataset.rule_outcomes(
+            conn, order=ws.config.stages.order, target=ws.config.stages.target, as_of=now, outcome_window=window
+        )
+        recent_scores = conn.execute(
+            select(leads.c.score).where(
+                leads.c.merged_into_id.is_(None), leads.c.created_at >= now - timedelta(weeks=weeks)
+            )
+        ).scalars()
+        past = np.asarray(past_scores, dtype=float)
+        return AdviceInputs(past, y, list(recent_scores), weeks, "rules", now)
+    data = dataset.build(conn, order=ws.config.stages.order, target=active.target, as_of=now, outcome_window=window)
     recent_rows = [
         dict(r._mapping)
         for r in conn.execute(
             select(leads).where(leads.c.merged_into_id.is_(None), leads.c.created_at >= now - timedelta(weeks=weeks))
         )
     ]
-    if use_model and active is not None:
-        predictor = active.predictor
-        past = predictor.scores(predictor.encoding.encode(data.frame)) if len(data.y) else np.array([])
-        history = dataset.events_of(conn, [r["id"] for r in recent_rows])
-        recent = [
-            predictor.predict(dataset.lead_features(r, history.get(r["id"], []), now), top=1).score for r in recent_rows
-        ]
-    else:
-        past = np.asarray(data.rule_scores, dtype=float)
-        recent = [r["score"] for r in recent_rows]
-    score = f"model version {active.version_id}" if use_model and active else "rules"
-    return AdviceInputs(past, list(data.y), recent, weeks, score, now)
+    predictor = active.predictor
+    past = predictor.scores(predictor.encoding.encode(data.frame)) if len(data.y) else np.array([])
+    history = dataset.events_of(conn, [r["id"] for r in recent_rows])
+    recent = [
+        predictor.predict(dataset.lead_features(r, history.get(r["id"], []), now), top=1).score for r in recent_rows
+    ]
+    return AdviceInputs(past, list(data.y), recent, weeks, f"model version {active.version_id}", now)
 
 
 def advise_with(ws: Workspace, inputs: AdviceInputs, capacity_per_week: float) -> dict[str, Any]:
