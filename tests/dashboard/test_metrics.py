@@ -147,25 +147,35 @@ def test_the_page_and_its_htmx_fragment_follow_the_filters_in_the_url(
     assert page.status_code == 200
     for label in ("Period", "Source", "Campaign", "Team", "Attribution (ROAS)"):
         assert f">{label}</label>" in page.text  # every filter has its label
-    for chart in ("chart-cohort", "chart-velocity", "chart-flow", "chart-sla", "chart-funnel", "chart-econ"):
+    for chart in ("chart-cohort", "chart-velocity", "chart-flow", "chart-sla", "chart-funnel"):
         assert f'id="{chart}"' in page.text
     assert 'hx-get="/app/metrics"' in page.text and 'hx-push-url="true"' in page.text
+    assert 'hx-get="/app/metrics/economics?months=3&amp;model=linear" hx-trigger="load"' in page.text
 
-    def figures(html: str) -> dict:  # type: ignore[type-arg]
-        found = re.search(r'<script id="chart-data" type="application/json">(.*?)</script>', html, re.S)
+    def figures(html: str, name: str = "chart-data") -> dict:  # type: ignore[type-arg]
+        found = re.search(rf'<script id="{name}" type="application/json">(.*?)</script>', html, re.S)
         assert found is not None
         return json.loads(found.group(1))  # type: ignore[no-any-return]
 
     whole = figures(page.text)
-    campaigns = {r["group"]: r for r in whole["economics"]["campaign"]}
+    economics = client.get("/app/metrics/economics", params={"months": 3})
+    assert economics.status_code == 200 and 'id="chart-econ"' in economics.text and "<html" not in economics.text
+    campaigns = {r["group"]: r for r in figures(economics.text, "economics-data")["campaign"]}
     assert campaigns and all(r["spend"] >= 0 for r in campaigns.values())
     campaign = max(campaigns, key=lambda c: campaigns[c]["leads"] or 0)
+    with business.reader() as conn:
+        cpl = compute(business, conn, "cost_per_lead", make_query(date(2026, 1, 1), date(2026, 3, 3), by="campaign"))
+    assert campaigns[campaign]["cpl"] == pytest.approx(
+        float(next(r for r in cpl["rows"] if r["group"] == campaign)["value"])
+    )
 
     fragment = client.get("/app/metrics", params={"months": 3, "campaign": campaign}, headers={"HX-Request": "true"})
     assert fragment.status_code == 200
     assert "<html" not in fragment.text and "<form" not in fragment.text  # only what the form swaps
     narrowed = figures(fragment.text)
-    assert [r["group"] for r in narrowed["economics"]["campaign"]] == [campaign]
+    assert f"campaign={campaign}" in fragment.text  # the economics fragment follows the filter
+    only = client.get("/app/metrics/economics", params={"months": 3, "campaign": campaign})
+    assert [r["group"] for r in figures(only.text, "economics-data")["campaign"]] == [campaign]
     assert f"campaign {campaign.replace('_', ' ')}" in fragment.text
     new = sum(r["new"] for r in narrowed["flow"])
     assert 0 < new < sum(r["new"] for r in whole["flow"])

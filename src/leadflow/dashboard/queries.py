@@ -220,9 +220,13 @@ def last_event_id(conn: Connection) -> int:
     return int(conn.execute(select(func.max(lead_events.c.id))).scalar() or 0)
 
 
-def sources(conn: Connection, user: User) -> list[str]:
-    stmt = select(leads.c.source).where(readable_leads(user), leads.c.source.is_not(None)).distinct()
-    return sorted(conn.execute(stmt).scalars())
+def sources_and_campaigns(conn: Connection, user: User) -> tuple[list[str], list[str]]:
+    """The sources and the campaigns of the leads the user may read (one pass)."""
+    stmt = (
+        select(leads.c.source, leads.c.campaign).where(readable_leads(user)).group_by(leads.c.source, leads.c.campaign)
+    )
+    pairs = conn.execute(stmt).all()
+    return sorted({s for s, _ in pairs if s is not None}), sorted({c for _, c in pairs if c is not None})
 
 
 @dataclass(frozen=True)
@@ -242,11 +246,6 @@ def teams(ws: Workspace, conn: Connection, user: User) -> list[tuple[str, str]]:
     stmt = select(owners.c.team_id).where(readable_owners(user), owners.c.team_id.is_not(None)).distinct()
     names = {t.id: t.name for t in ws.config.teams}
     return sorted(((t, names.get(t, t)) for t in conn.execute(stmt).scalars()), key=lambda x: x[1])
-
-
-def campaigns(conn: Connection, user: User) -> list[str]:
-    stmt = select(leads.c.campaign).where(readable_leads(user), leads.c.campaign.is_not(None)).distinct()
-    return sorted(conn.execute(stmt).scalars())
 
 
 def _filtered(user: User, f: MetricsFilter) -> list[Any]:
@@ -301,24 +300,26 @@ def metrics_board(ws: Workspace, conn: Connection, user: User, f: MetricsFilter)
 
     month = {p.label: {"new": 0, "closed": 0, "with_sla": 0, "met": 0, "won": 0} for p in periods}
     cohort: dict[int, tuple[str, str, datetime]] = {}  # lead -> (source, month, created)
-    for lead_id, src, created, due, contact in conn.execute(
-        select(leads.c.id, leads.c.source, leads.c.created_at, leads.c.sla_due_at, leads.c.first_contact_at).where(
-            leads.c.created_at >= lo, leads.c.created_at < hi, *where
-        )
+    scope: set[int] = set()  # every lead in scope, whenever created (their stage changes count)
+    has_sla = case((leads.c.sla_due_at.is_not(None), 1), else_=0)
+    met = case((leads.c.first_contact_at <= leads.c.sla_due_at, 1), else_=0)  # compared in SQL: no datetimes to build
+    for lead_id, src, created, sla, in_time in conn.execute(
+        select(leads.c.id, leads.c.source, leads.c.created_at, has_sla, met).where(*where)
     ):
+        scope.add(lead_id)
+        if not lo <= created < hi:
+            continue
         label = _month_of(periods, created)
         if label is None:
             continue
         cohort[lead_id] = (src or "(none)", label, created)
         row = month[label]
         row["new"] += 1
-        if due is not None:
-            row["with_sla"] += 1
-            row["met"] += int(contact is not None and contact <= due)
+        row["with_sla"] += sla
+        row["met"] += in_time
 
     # The period's stage changes (by the time index), kept for the leads in scope and sorted
     # here: joined in SQL, SQLite drives the join from the leads and reads every event of each.
-    scope = set(conn.execute(select(leads.c.id).where(*where)).scalars())
     history = sorted(
         tuple(row)
         for row in conn.execute(

@@ -59,7 +59,12 @@
       }), layout({ barmode: "group", yaxis: { title: "leads reaching stage" } }), cfg);
     }
 
-    var econ = d.economics.campaign.filter(function (r) { return r.spend > 0; });
+  }
+
+  function renderEconomics() {
+    var el = document.getElementById("economics-data");
+    if (!el || !window.Plotly) return;
+    var econ = JSON.parse(el.textContent).campaign.filter(function (r) { return r.spend > 0; });
     if (!econ.length) { empty("chart-econ", "No campaign spend recorded for this period: add spend (config or import) to see CPL, CAC and ROAS."); return; }
     var names = econ.map(function (r) { return pretty(r.group); });
     Plotly.newPlot("chart-econ", [
@@ -69,6 +74,11 @@
     ], layout({ barmode: "group", yaxis: { title: "CPL, CAC ÷ 10" }, yaxis2: { overlaying: "y", side: "right", title: "ROAS", rangemode: "tozero" }, margin: { l: 56, r: 56, t: 8, b: 60 } }), cfg);
   }
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", render); else render();
-  document.body.addEventListener("htmx:afterSettle", function (e) { if (e.target && e.target.id === "metrics-body") render(); });
+  function drawAll() { render(); renderEconomics(); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", drawAll); else drawAll();
+  // The filter form swaps in new figures (#metrics-body); CPL, CAC and ROAS arrive after them (#economics).
+  document.body.addEventListener("htmx:afterSettle", function (e) {
+    if (e.target && e.target.id === "metrics-body") render();
+    if (document.getElementById("economics-data")) renderEconomics();
+  });
 })();
