@@ -175,7 +175,8 @@ def run(argv: list[str]) -> None:
                 first, status, html = _time(client, path)
                 if status != 200:
                     raise RuntimeError(f"{role} {path}: HTTP {status}")
-                queue += [(f"{name.split(' ·')[0]} · {p.split('/')[-1].split('?')[0]}", p) for p in _fragments(html)]
+                # the fragments the page loads next, as a browser would: right after it
+                queue[0:0] = [(f"{name} · {p.split('/')[-1].split('?')[0]}", p) for p in _fragments(html)]
                 warm = sorted(_time(client, path)[0] for _ in range(args.repeat))
                 row = {
                     "role": role,
