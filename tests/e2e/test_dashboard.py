@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -185,6 +186,13 @@ def test_the_manager_reads_cohorts_and_velocity_and_narrows_the_metrics_to_a_cam
     owned = mira.locator("#total-new").inner_text()  # the team's owners' leads (not the unassigned queue)
     assert int(owned.replace(",", "")) <= int(after.replace(",", ""))
     linked = mira.url
+
+    mira.get_by_role("link", name="Models").click()
+    mira.get_by_label("Sales capacity (MQLs per week)").fill("20")
+    mira.get_by_role("button", name="Advise").click()
+    expect(mira.locator("#advised-threshold")).to_have_text(re.compile(r"^\d+$"))
+    expect(mira.locator("#chart-advice .main-svg").first).to_be_visible()
+    mira.screenshot(path=str(artifacts / "dashboard-models-advice.png"), full_page=True)
     mira.close()
 
     phone = _sign_in(browser, live, "mira@northwind.example", width=390)

@@ -56,7 +56,7 @@
     if (!d.funnel.rows.length) { empty("chart-funnel", "No leads created in this period."); } else {
       Plotly.newPlot("chart-funnel", d.funnel.rows.slice(0, 8).map(function (r) {
         return { type: "bar", name: pretty(r.source), x: stages, y: stages.map(function (s) { return r.reached[s]; }) };
-      }), layout({ barmode: "group", yaxis: { title: "leads reaching stage" } }), cfg);
+      }), layout({ barmode: "group", showlegend: true, yaxis: { title: "leads reaching stage" } }), cfg);
     }
 
   }
