@@ -38,7 +38,7 @@
       Plotly.newPlot("chart-cohort", [
         cohortTrace(c.filter(function (r) { return r.mature; }), "became " + d.cohort.target, true),
         cohortTrace(c.filter(function (r) { return !r.mature; }), "still maturing", false)
-      ], layout({ yaxis: { ticksuffix: "%", rangemode: "tozero", title: "converted" }, xaxis: { type: "category" } }), cfg);
+      ], layout({ yaxis: { ticksuffix: "%", rangemode: "tozero", title: { text: "converted" } }, xaxis: { type: "category" } }), cfg);
     }
 
     var v = d.velocity.filter(function (r) { return r.median_hours !== null; });
@@ -49,14 +49,14 @@
         customdata: v.map(function (r) { return [r.p90_hours / 24, r.count, r.pending]; }),
         hovertemplate: "%{y}: median %{x:.1f} days, 90th percentile %{customdata[0]:.1f} days<br>%{customdata[1]} moved on, %{customdata[2]} still there<extra></extra>",
         marker: { color: "#0ea5e9" } }],
-        layout({ xaxis: { title: "median days in stage", range: [0, 1.18 * Math.max.apply(null, v.map(function (r) { return r.median_hours / 24; }))] }, yaxis: { autorange: "reversed", automargin: true }, margin: { l: 90, r: 16, t: 8, b: 44 } }), cfg);
+        layout({ xaxis: { title: { text: "median days in stage" }, range: [0, 1.18 * Math.max.apply(null, v.map(function (r) { return r.median_hours / 24; }))] }, yaxis: { autorange: "reversed", automargin: true }, margin: { l: 90, r: 16, t: 8, b: 52 } }), cfg);
     }
 
     var stages = d.funnel.stages;
     if (!d.funnel.rows.length) { empty("chart-funnel", "No leads created in this period."); } else {
       Plotly.newPlot("chart-funnel", d.funnel.rows.slice(0, 8).map(function (r) {
         return { type: "bar", name: pretty(r.source), x: stages, y: stages.map(function (s) { return r.reached[s]; }) };
-      }), layout({ barmode: "group", showlegend: true, yaxis: { title: "leads reaching stage" } }), cfg);
+      }), layout({ barmode: "group", showlegend: true, yaxis: { title: { text: "leads reaching stage" } } }), cfg);
     }
 
   }
@@ -71,7 +71,7 @@
       { type: "bar", name: "CPL", x: names, y: econ.map(function (r) { return r.cpl; }), marker: { color: "#93c5fd" } },
       { type: "bar", name: "CAC ÷ 10", x: names, y: econ.map(function (r) { return r.cac === null ? null : r.cac / 10; }), marker: { color: "#c4b5fd" } },
       { type: "scatter", mode: "markers", name: "ROAS", yaxis: "y2", x: names, y: econ.map(function (r) { return r.roas; }), marker: { color: "#047857", size: 12 } }
-    ], layout({ barmode: "group", yaxis: { title: "CPL, CAC ÷ 10" }, yaxis2: { overlaying: "y", side: "right", title: "ROAS", rangemode: "tozero" }, margin: { l: 56, r: 56, t: 8, b: 60 } }), cfg);
+    ], layout({ barmode: "group", yaxis: { title: { text: "CPL, CAC ÷ 10" } }, yaxis2: { overlaying: "y", side: "right", title: { text: "ROAS" }, rangemode: "tozero" }, margin: { l: 56, r: 56, t: 8, b: 60 } }), cfg);
   }
 
   function drawAll() { render(); renderEconomics(); }
