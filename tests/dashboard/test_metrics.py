@@ -186,6 +186,7 @@ def test_the_page_and_its_htmx_fragment_follow_the_filters_in_the_url(
     assert '<option value="sales" selected>' in linked.text
     unknown = client.get("/app/metrics", params={"campaign": "no-such-campaign", "team": "nobody"})
     assert unknown.status_code == 200 and "no-such-campaign" not in unknown.text
+    client.close()
 
 
 def test_threshold_advice_on_the_models_page_is_the_model_services(
@@ -205,3 +206,4 @@ def test_threshold_advice_on_the_models_page_is_the_model_services(
         assert f"{expected['past_leads']} past leads with a known outcome" in page.text
         assert 'id="chart-advice"' in page.text
     assert client.get("/app/models", params={"capacity": 0}).status_code == 422
+    client.close()
