@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from bench import csv_import, dedupe, http_capture, metrics, model, nurture, pipeline, routing, scoring, xeducation
+from bench import (
+    csv_import,
+    dashboard,
+    dedupe,
+    http_capture,
+    metrics,
+    model,
+    nurture,
+    pipeline,
+    routing,
+    scoring,
+    xeducation,
+)
 
 BENCHMARKS = {
     "pipeline": pipeline.run,
@@ -17,6 +29,7 @@ BENCHMARKS = {
     "nurture": nurture.run,
     "metrics": metrics.run,
     "dedupe": dedupe.run,
+    "dashboard": dashboard.run,
 }
 
 

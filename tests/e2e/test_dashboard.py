@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-from leadflow.dashboard.users import create_user
+from leadflow.dashboard.access import readable_leads
+from leadflow.dashboard.users import authenticate, create_user
 from leadflow.db.tables import leads
 from leadflow.workspace import Workspace
 from tests.conftest import LiveServer
@@ -124,3 +127,78 @@ def test_another_rep_gets_403_and_the_manager_sees_metrics_and_teams(
     mira.goto(f"{live.url}/app/inbox")
     expect(mira.locator(f'tr[data-lead="{lead_id}"]')).to_be_visible()  # ana's lead: on mira's team
     mira.close()
+
+
+def test_the_manager_reads_cohorts_and_velocity_and_narrows_the_metrics_to_a_campaign(
+    browser: Browser, live: LiveServer, ws: Workspace, artifacts: Path
+) -> None:
+    from datetime import date
+
+    from sqlalchemy import func
+
+    from leadflow.simulate import simulate
+
+    simulate(ws, months=4, seed=5, end=date(2026, 3, 1))
+    _users(ws)
+    with ws.reader() as conn:
+        campaign = conn.execute(
+            select(leads.c.campaign)
+            .where(leads.c.campaign.is_not(None), leads.c.owner_id.in_(("ana", "ben", "chloe", "dmitri", "mira")))
+            .group_by(leads.c.campaign)
+            .order_by(func.count().desc())
+        ).scalar()
+    assert campaign is not None
+
+    mira = _sign_in(browser, live, "mira@northwind.example")
+    mira.goto(f"{live.url}/app/metrics?months=6")
+    for chart in ("cohort", "velocity", "flow", "sla", "funnel", "econ"):
+        expect(mira.locator(f"#chart-{chart} .main-svg").first).to_be_visible()
+    expect(mira.get_by_role("heading", name="Conversion by cohort")).to_be_visible()
+    expect(mira.get_by_role("heading", name="Stage velocity")).to_be_visible()
+    expect(mira.locator("#chart-cohort .errorbar").first).to_be_attached()  # the Wilson intervals
+    mira.screenshot(path=str(artifacts / "dashboard-metrics-cohorts.png"), full_page=True)
+    before = mira.locator("#total-new").inner_text()
+
+    mira.get_by_label("Campaign", exact=True).select_option(campaign)  # HTMX: the figures below the form are swapped in
+    expect(mira.locator("#metrics-scope")).to_contain_text(f"campaign {campaign.replace('_', ' ')}")
+    after = mira.locator("#total-new").inner_text()
+    assert 0 < int(after.replace(",", "")) < int(before.replace(",", ""))
+    with ws.reader() as conn:
+        manager = authenticate(conn, "mira@northwind.example", PASSWORD)
+        assert manager is not None
+        expected = conn.execute(
+            select(func.count()).where(
+                readable_leads(manager),
+                leads.c.campaign == campaign,
+                leads.c.merged_into_id.is_(None),
+                leads.c.created_at >= datetime(2025, 10, 1, tzinfo=UTC),
+            )
+        ).scalar_one()
+    assert int(after.replace(",", "")) == expected
+    assert f"campaign={campaign}" in mira.url  # the filtered view has a link of its own
+    expect(mira.locator("#chart-cohort .main-svg").first).to_be_visible()  # charts drawn again
+    expect(mira.locator("table[aria-label='Unit economics by campaign'] tbody tr")).to_have_count(1)
+    mira.screenshot(path=str(artifacts / "dashboard-metrics-campaign.png"), full_page=True)
+
+    mira.get_by_label("Team", exact=True).select_option("sales")
+    expect(mira.locator("#metrics-scope")).to_contain_text("team Inside Sales")
+    assert "team=sales" in mira.url
+    owned = mira.locator("#total-new").inner_text()  # the team's owners' leads (not the unassigned queue)
+    assert int(owned.replace(",", "")) <= int(after.replace(",", ""))
+    linked = mira.url
+
+    mira.get_by_role("link", name="Models").click()
+    mira.get_by_label("Sales capacity (MQLs per week)").fill("20")
+    mira.get_by_role("button", name="Advise").click()
+    expect(mira.locator("#advised-threshold")).to_have_text(re.compile(r"^\d+$"))
+    expect(mira.locator("#chart-advice .main-svg").first).to_be_visible()
+    mira.screenshot(path=str(artifacts / "dashboard-models-advice.png"), full_page=True)
+    mira.close()
+
+    phone = _sign_in(browser, live, "mira@northwind.example", width=390)
+    phone.goto(linked)
+    expect(phone.get_by_label("Campaign", exact=True)).to_have_value(campaign)
+    expect(phone.locator("#total-new")).to_have_text(owned)
+    expect(phone.locator("#chart-velocity .main-svg").first).to_be_visible()
+    phone.screenshot(path=str(artifacts / "dashboard-metrics-phone.png"), full_page=True)
+    phone.close()

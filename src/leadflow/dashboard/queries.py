@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -219,15 +220,42 @@ def last_event_id(conn: Connection) -> int:
     return int(conn.execute(select(func.max(lead_events.c.id))).scalar() or 0)
 
 
-def sources(conn: Connection, user: User) -> list[str]:
-    stmt = select(leads.c.source).where(readable_leads(user), leads.c.source.is_not(None)).distinct()
-    return sorted(conn.execute(stmt).scalars())
+def sources_and_campaigns(conn: Connection, user: User) -> tuple[list[str], list[str]]:
+    """The sources and the campaigns of the leads the user may read (one pass)."""
+    stmt = (
+        select(leads.c.source, leads.c.campaign).where(readable_leads(user)).group_by(leads.c.source, leads.c.campaign)
+    )
+    pairs = conn.execute(stmt).all()
+    return sorted({s for s, _ in pairs if s is not None}), sorted({c for _, c in pairs if c is not None})
 
 
-def _filtered(user: User, source: str | None) -> list[Any]:
+@dataclass(frozen=True)
+class MetricsFilter:
+    """What the metrics page is narrowed to: a period (``end`` exclusive) and, optionally, one
+    source, one campaign and one team (the leads owned by that team's members)."""
+
+    start: date
+    end: date
+    source: str | None = None
+    campaign: str | None = None
+    team: str | None = None
+
+
+def teams(ws: Workspace, conn: Connection, user: User) -> list[tuple[str, str]]:
+    """(id, name) of the teams whose owners the user may read."""
+    stmt = select(owners.c.team_id).where(readable_owners(user), owners.c.team_id.is_not(None)).distinct()
+    names = {t.id: t.name for t in ws.config.teams}
+    return sorted(((t, names.get(t, t)) for t in conn.execute(stmt).scalars()), key=lambda x: x[1])
+
+
+def _filtered(user: User, f: MetricsFilter) -> list[Any]:
     where = [readable_leads(user), leads.c.merged_into_id.is_(None)]
-    if source:
-        where.append(leads.c.source == source)
+    if f.source:
+        where.append(leads.c.source == f.source)
+    if f.campaign:
+        where.append(leads.c.campaign == f.campaign)
+    if f.team:
+        where.append(leads.c.owner_id.in_(select(owners.c.id).where(owners.c.team_id == f.team)))
     return where
 
 
@@ -237,118 +265,172 @@ def _month_of(periods: list[Any], at: datetime) -> str | None:
     return periods[i].label if i >= 0 and at < periods[i].end else None
 
 
-def monthly_flow(
-    ws: Workspace, conn: Connection, user: User, start: date, end: date, source: str | None
-) -> list[dict[str, Any]]:
-    """Per month: new leads, leads that closed (lost or disqualified), net flow, SLA attainment
-    (first contact by the deadline, for leads created that month that had one). The rows are
-    read once through the readable-leads clause and bucketed by month here (it is far cheaper
-    than joining a periods table per month on SQLite)."""
-    periods = split(start, end, "month", ws.config.workspace.timezone)
+def _nearest_rank(ordered: list[float], pct: int) -> float:
+    """The catalogue's percentile: the value at rank ceil(n * pct / 100) (1-based)."""
+    return ordered[(len(ordered) * pct + 99) // 100 - 1]
+
+
+def metrics_board(ws: Workspace, conn: Connection, user: User, f: MetricsFilter) -> dict[str, Any]:
+    """The lead figures of the metrics page, for the leads the user may read under the filter,
+    from two reads (the leads created in the period, and the stage history since its start):
+
+    - ``flow``: per month, new leads, leads that closed (lost or disqualified), net flow and SLA
+      attainment (first contact by the deadline, for the month's leads that had one);
+    - ``funnel``: for the period's leads, how many reached each funnel stage, per source;
+    - ``cohort``: per creation month, the share of leads reaching the target stage within the
+      maturity window, with its 95% Wilson interval (the catalogue's ``lead_conversion_rate``);
+    - ``velocity``: per stage, the time from entering it to the next stage change, for stays
+      that began in the period: median and p90 in hours, how many left and how many are still
+      there (the catalogue's ``stage_velocity``).
+
+    The definitions are the catalogue's; they are computed here because the catalogue's queries
+    cannot yet be narrowed to a viewer, a campaign or a team (a test holds the unfiltered figures
+    equal to the catalogue's). Rows are bucketed in Python: far cheaper than joining a periods
+    table per month on SQLite."""
+    from leadflow.metrics.stats import wilson
+
+    periods = split(f.start, f.end, "month", ws.config.workspace.timezone)
     lo, hi = periods[0].start, periods[-1].end
-    where = _filtered(user, source)
-    out = {p.label: {"month": p.label, "new": 0, "closed": 0, "with_sla": 0, "met": 0} for p in periods}
-    for created, due, contact in conn.execute(
-        select(leads.c.created_at, leads.c.sla_due_at, leads.c.first_contact_at).where(
-            leads.c.created_at >= lo, leads.c.created_at < hi, *where
-        )
+    where = _filtered(user, f)
+    order = list(ws.rules.stages.order)
+    rank = {stage: i for i, stage in enumerate(order)}
+    target = ws.rules.stages.target
+    converted = set(order[order.index(target) :]) if target in rank else {target}
+    maturity = timedelta(days=ws.config.metrics.maturity_days)
+
+    month = {p.label: {"new": 0, "closed": 0, "with_sla": 0, "met": 0, "won": 0} for p in periods}
+    cohort: dict[int, tuple[str, str, datetime]] = {}  # lead -> (source, month, created)
+    scope: set[int] = set()  # every lead in scope, whenever created (their stage changes count)
+    has_sla = case((leads.c.sla_due_at.is_not(None), 1), else_=0)
+    met = case((leads.c.first_contact_at <= leads.c.sla_due_at, 1), else_=0)  # compared in SQL: no datetimes to build
+    for lead_id, src, created, sla, in_time in conn.execute(
+        select(leads.c.id, leads.c.source, leads.c.created_at, has_sla, met).where(*where)
     ):
+        scope.add(lead_id)
+        if not lo <= created < hi:
+            continue
         label = _month_of(periods, created)
         if label is None:
             continue
-        row = out[label]
+        cohort[lead_id] = (src or "(none)", label, created)
+        row = month[label]
         row["new"] += 1
-        if due is not None:
-            row["with_sla"] += 1
-            row["met"] += int(contact is not None and contact <= due)
-    closed: dict[int, datetime] = {}
-    for lead_id, at in conn.execute(
-        select(lead_events.c.lead_id, lead_events.c.occurred_at).where(
-            lead_events.c.occurred_at >= lo,
-            lead_events.c.occurred_at < hi,
-            lead_events.c.type == ev.STAGE_CHANGED,
-            lead_events.c.stage.in_(("lost", "disqualified")),
+        row["with_sla"] += sla
+        row["met"] += in_time
+
+    # The period's stage changes (by the time index), kept for the leads in scope and sorted
+    # here: joined in SQL, SQLite drives the join from the leads and reads every event of each.
+    history = sorted(
+        tuple(row)
+        for row in conn.execute(
+            select(lead_events.c.lead_id, lead_events.c.occurred_at, lead_events.c.id, lead_events.c.stage).where(
+                lead_events.c.occurred_at >= lo, lead_events.c.type == ev.STAGE_CHANGED
+            )
         )
-    ):
-        if lead_id is not None and (lead_id not in closed or at < closed[lead_id]):
+        if row[0] in scope
+    )
+    furthest = dict.fromkeys(cohort, 0)
+    reached_target: dict[int, datetime] = {}
+    closed: dict[int, datetime] = {}
+    stays: dict[str, list[float]] = {}
+    pending: dict[str, int] = {}
+    for i, (lead_id, at, _, stage) in enumerate(history):
+        if lead_id in furthest and stage in rank:
+            furthest[lead_id] = max(furthest[lead_id], rank[stage])
+        if stage in converted and lead_id not in reached_target:
+            reached_target[lead_id] = at
+        if at < hi and stage in ("lost", "disqualified") and lead_id not in closed:
             closed[lead_id] = at
-    readable: set[int] = set()
-    ids = list(closed)
-    for i in range(0, len(ids), 5000):
-        chunk = ids[i : i + 5000]
-        readable.update(conn.execute(select(leads.c.id).where(leads.c.id.in_(chunk), *where)).scalars())
-    closed = {k: v for k, v in closed.items() if k in readable}
+        if at < hi:
+            nxt = history[i + 1] if i + 1 < len(history) else None
+            if nxt is not None and nxt[0] == lead_id:
+                stays.setdefault(stage, []).append((nxt[1] - at).total_seconds())
+            else:
+                pending[stage] = pending.get(stage, 0) + 1
     for at in closed.values():
         label = _month_of(periods, at)
         if label is not None:
-            out[label]["closed"] += 1
-    rows = []
-    for r in out.values():
-        rows.append(
+            month[label]["closed"] += 1
+
+    flow, conversion = [], []
+    for lead_id, (_, label, created) in cohort.items():
+        won = reached_target.get(lead_id)
+        if won is not None and won - created <= maturity:
+            month[label]["won"] += 1
+    for p in periods:
+        r = month[p.label]
+        flow.append(
             {
-                "month": r["month"],
+                "month": p.label,
                 "new": r["new"],
                 "closed": r["closed"],
                 "net": r["new"] - r["closed"],
                 "sla_rate": r["met"] / r["with_sla"] if r["with_sla"] else None,
             }
         )
-    return rows
-
-
-def funnel_by_source(
-    ws: Workspace, conn: Connection, user: User, start: date, end: date, source: str | None
-) -> dict[str, Any]:
-    """For leads created in the period: how many reached each funnel stage (by their stage
-    changes), per source."""
-    order = list(ws.rules.stages.order)
-    rank = {stage: i for i, stage in enumerate(order)}
-    periods = split(start, end, "month", ws.config.workspace.timezone)
-    lo, hi = periods[0].start, periods[-1].end
-    cohort = {
-        lead_id: (src or "(none)", rank.get(stage, 0))
-        for lead_id, src, stage in conn.execute(
-            select(leads.c.id, leads.c.source, leads.c.stage).where(
-                leads.c.created_at >= lo, leads.c.created_at < hi, *_filtered(user, source)
-            )
+        low, high = wilson(r["won"], r["new"]) if r["new"] else (None, None)
+        conversion.append(
+            {
+                "month": p.label,
+                "leads": r["new"],
+                "converted": r["won"],
+                "rate": r["won"] / r["new"] if r["new"] else None,
+                "ci_low": low,
+                "ci_high": high,
+                # Leads younger than the maturity window may still convert: the rate is provisional.
+                "mature": p.end + maturity <= ws.clock.now(),
+            }
         )
-    }
-    furthest = {lead_id: 0 for lead_id in cohort}
-    for lead_id, stage in conn.execute(
-        select(lead_events.c.lead_id, lead_events.c.stage).where(
-            lead_events.c.occurred_at >= lo, lead_events.c.type == ev.STAGE_CHANGED
-        )
-    ):
-        if lead_id in furthest and stage in rank:
-            furthest[lead_id] = max(furthest[lead_id], rank[stage])
+
     by_source: dict[str, list[int]] = {}
-    for lead_id, (src, _) in cohort.items():
+    for lead_id, (src, _, _) in cohort.items():
         counts = by_source.setdefault(src, [0] * len(order))
         for i in range(furthest[lead_id] + 1):
             counts[i] += 1
-    rows = [{"source": src, "reached": dict(zip(order, counts, strict=True))} for src, counts in by_source.items()]
-    rows.sort(key=lambda x: -x["reached"][order[0]])
-    return {"stages": order, "rows": rows}
+    funnel_rows = [{"source": s, "reached": dict(zip(order, c, strict=True))} for s, c in by_source.items()]
+    funnel_rows.sort(key=lambda x: -x["reached"][order[0]])
+
+    velocity = []
+    for stage in [*order, *sorted((set(stays) | set(pending)) - set(order))]:
+        done = sorted(stays.get(stage, []))
+        waiting = pending.get(stage, 0)
+        if not done and not waiting:
+            continue
+        velocity.append(
+            {
+                "stage": stage,
+                "median_hours": round(_nearest_rank(done, 50) / 3600, 4) if done else None,
+                "p90_hours": round(_nearest_rank(done, 90) / 3600, 4) if done else None,
+                "count": len(done),
+                "pending": waiting,
+            }
+        )
+    return {
+        "flow": flow,
+        "funnel": {"stages": order, "rows": funnel_rows},
+        "cohort": {"target": target, "maturity_days": ws.config.metrics.maturity_days, "rows": conversion},
+        "velocity": velocity,
+    }
 
 
 def unit_economics(
-    ws: Workspace, conn: Connection, start: date, end: date, source: str | None, model: str | None
+    ws: Workspace, conn: Connection, start: date, end: date, model: str, by: str
 ) -> list[dict[str, Any]]:
-    """Per source, from the metrics catalogue (one definition for the API, the CLI and here):
-    CPL and CAC (marketing and sales spend per lead and per new customer) and ROAS (revenue
-    credited to the source under the attribution ``model``, over marketing spend). Spend has no
+    """Per source or campaign (``by``), from the metrics catalogue (one definition for the API,
+    the CLI and here): CPL and CAC (marketing and sales spend per lead and per new customer) and
+    ROAS (revenue credited under the attribution ``model``, over marketing spend). Spend has no
     owner or team, so these are the workspace's figures for every role that sees metrics."""
     from leadflow.metrics.service import compute, make_query
 
-    query = make_query(start, end, by="source", model=model)
+    query = make_query(start, end, by=by, model=model)
     found: dict[str, dict[str, Any]] = {}
     for metric_id, key in (("cost_per_lead", "cpl"), ("cac", "cac"), ("roas", "roas")):
         for r in compute(ws, conn, metric_id, query)["rows"]:
-            if r["group"] is None or (source and r["group"] != source):
+            if r["group"] is None:
                 continue
             row = found.setdefault(
                 r["group"],
-                {"source": r["group"], "spend": 0.0, "cpl": None, "cac": None, "roas": None}
+                {"group": r["group"], "spend": 0.0, "cpl": None, "cac": None, "roas": None}
                 | {"leads": None, "new_customers": None, "revenue": None},
             )
             row[key] = None if r["value"] is None else float(r["value"])
@@ -357,7 +439,7 @@ def unit_economics(
             for extra in ("leads", "new_customers", "revenue"):
                 if extra in r:
                     row[extra] = float(r[extra] or 0) if extra == "revenue" else int(r[extra] or 0)
-    return sorted(found.values(), key=lambda x: -(x.get("spend") or 0))
+    return sorted(found.values(), key=lambda x: (-(x.get("spend") or 0), x["group"]))
 
 
 # -- models ------------------------------------------------------------------------------------

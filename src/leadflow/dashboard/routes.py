@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import threading
+from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -117,6 +121,9 @@ async def _check_csrf(request: Request, user: User) -> bool:
 def install(app: Any) -> None:
     """Register the dashboard and its handlers on the application."""
     app.include_router(router)
+    # Compile the pages now (about 0.1 s in all), not in the first request of each.
+    for name in templates.env.list_templates(filter_func=lambda n: n.startswith("dashboard/")):
+        templates.env.get_template(name)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, _exc: SignInRequired) -> Response:
@@ -481,13 +488,38 @@ def teams(request: Request) -> Response:
     return _page(request, "teams.html", user, board=board)
 
 
-@router.get("/metrics")
-def metrics(
-    request: Request,
-    months: Annotated[int, Query(ge=1, le=36)] = 12,
-    source: Annotated[str | None, Query(max_length=64)] = None,
-    model: Annotated[str | None, Query(max_length=32)] = None,
-) -> Response:
+def _cached(ws: Workspace, key: Any, compute: Any) -> Any:
+    """Figures change only when an event is written (``key`` holds the newest event's id and the
+    config version): keep them until then."""
+    cache: dict[Any, Any] = ws.caches.setdefault("dashboard.metrics", {})
+    if key not in cache:
+        if len(cache) > 128:
+            cache.clear()
+        cache[key] = compute()
+    return cache[key]
+
+
+@dataclass(frozen=True)
+class _MetricsView:
+    filters: queries.MetricsFilter
+    model: str
+    months: int
+    choices: dict[str, Any]
+    version: tuple[int, str]
+    viewer: tuple[Any, ...]
+
+    @property
+    def query(self) -> str:
+        """The view's query string (what a link or a fragment of it carries)."""
+        f = self.filters
+        pairs = [("months", self.months), ("source", f.source), ("campaign", f.campaign), ("team", f.team)]
+        return urlencode([(k, v) for k, v in [*pairs, ("model", self.model)] if v])
+
+
+def _metrics_view(
+    request: Request, months: int, source: str | None, campaign: str | None, team: str | None, model: str | None
+) -> tuple[User, _MetricsView]:
+    """Parse and authorise the metrics filters: a value the viewer has no leads for is dropped."""
     from leadflow.metrics.attribution import MODELS
 
     user = _signed_in(request, "metrics")
@@ -497,71 +529,175 @@ def metrics(
     total = first.year * 12 + first.month - 1 - (months - 1)
     start = date(total // 12, total % 12 + 1, 1)
     end = date.fromordinal(today.toordinal() + 1)
-    source = source or None
-    model = model if model in MODELS else "linear"
+    viewer = (user.role, user.team_id, user.owner_id)
     with ws.reader() as conn:
-        # The figures change only when an event is written: keep them until the next one.
-        key = (
-            user.role,
-            user.team_id,
-            user.owner_id,
-            start,
-            end,
-            source,
-            model,
-            queries.last_event_id(conn),
-            ws.version,
+        version = (queries.last_event_id(conn), ws.version)
+        choices = _cached(
+            ws,
+            ("choices", viewer, *version),
+            lambda: dict(
+                zip(("sources", "campaigns"), queries.sources_and_campaigns(conn, user), strict=True),
+                teams=queries.teams(ws, conn, user),
+            ),
         )
-        cache: dict[Any, Any] = ws.caches.setdefault("dashboard.metrics", {})
-        if key not in cache:
-            if len(cache) > 64:
-                cache.clear()
-            cache[key] = (
-                queries.monthly_flow(ws, conn, user, start, end, source),
-                queries.funnel_by_source(ws, conn, user, start, end, source),
-                queries.unit_economics(ws, conn, start, end, source, model),
-                queries.sources(conn, user),
-            )
-        flow, funnel, economics, known = cache[key]
-    charts = {"flow": flow, "funnel": funnel, "economics": economics}
+    f = queries.MetricsFilter(
+        start,
+        end,
+        source=source if source in choices["sources"] else None,
+        campaign=campaign if campaign in choices["campaigns"] else None,
+        team=team if team in dict(choices["teams"]) else None,
+    )
+    return user, _MetricsView(f, model if model in MODELS else "linear", months, choices, version, viewer)
+
+
+MONTHS = Annotated[int, Query(ge=1, le=36)]
+NAME = Annotated[str | None, Query(max_length=64)]
+
+
+@router.get("/metrics")
+def metrics(
+    request: Request,
+    months: MONTHS = 12,
+    source: NAME = None,
+    campaign: NAME = None,
+    team: NAME = None,
+    model: NAME = None,
+) -> Response:
+    """The metrics page; asked by HTMX (the filter form), only the figures and charts below it.
+    CPL, CAC and ROAS follow in a fragment of their own (``/app/metrics/economics``)."""
+    from leadflow.metrics.attribution import MODELS
+
+    user, view = _metrics_view(request, months, source, campaign, team, model)
+    ws = _ws(request)
+    f = view.filters
+    with ws.reader() as conn:
+        board = _cached(ws, ("board", view.viewer, f, *view.version), lambda: queries.metrics_board(ws, conn, user, f))
+    partial = request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
     return _page(
         request,
-        "metrics.html",
+        "_metrics_body.html" if partial else "metrics.html",
         user,
-        flow=flow,
-        funnel=funnel,
-        economics=economics,
-        sources=known,
-        source=source,
-        model=model,
+        board=board,
+        view=view,
+        choices=view.choices,
+        team_names=dict(view.choices["teams"]),
+        filters=f,
+        model=view.model,
         models=MODELS,
-        months=months,
-        start=start,
-        end=end,
-        charts_json=json.dumps(charts, default=str).replace("</", "<\\/"),
+        months=view.months,
+        charts_json=json.dumps(board, default=str).replace("</", "<\\/"),
         plotly=_plotly_path() is not None,
     )
 
 
+@router.get("/metrics/economics")
+def metrics_economics(
+    request: Request,
+    months: MONTHS = 12,
+    source: NAME = None,
+    campaign: NAME = None,
+    team: NAME = None,
+    model: NAME = None,
+) -> Response:
+    """CPL, CAC and ROAS by campaign and by source for the metrics page's view (a fragment)."""
+    user, view = _metrics_view(request, months, source, campaign, team, model)
+    ws = _ws(request)
+    f = view.filters
+    with ws.reader() as conn:
+        economics = _cached(
+            ws,
+            ("economics", f.start, f.end, view.model, *view.version),
+            lambda: {
+                by: queries.unit_economics(ws, conn, f.start, f.end, view.model, by) for by in ("source", "campaign")
+            },
+        )
+    # Spend has no owner or team: the source and campaign filters pick rows of the workspace's figures.
+    economics = {
+        by: [r for r in rows if not wanted or r["group"] == wanted]
+        for by, rows, wanted in (
+            ("source", economics["source"], f.source),
+            ("campaign", economics["campaign"], f.campaign),
+        )
+    }
+    return _page(
+        request,
+        "_metrics_economics.html",
+        user,
+        economics=economics,
+        filters=f,
+        model=view.model,
+        economics_json=json.dumps(economics, default=str).replace("</", "<\\/"),
+    )
+
+
+class _Advice:
+    """Threshold advice's inputs (every past lead's score and outcome: seconds to build on a year
+    of leads), kept per active model and config version. Built when the models page is first
+    shown (in the background, so the capacity asked next is answered at once) or, failing that,
+    by the first request that needs them; once events have been written since, they are rebuilt
+    in the background while the last ones keep answering (the page says as of when)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.key: Any = None
+        self.event = -1
+        self.inputs: Any = None
+        self.refreshing = False
+
+    def get(self, ws: Workspace, key: Any, event: int) -> Any:
+        if self.key == key and self.inputs is not None:
+            if event != self.event:
+                self.refresh(ws, key, event)
+            return self.inputs
+        with self.lock:
+            if self.key != key or self.inputs is None:
+                self._build(ws, key, event)
+            return self.inputs
+
+    def refresh(self, ws: Workspace, key: Any, event: int) -> None:
+        if self.refreshing or (self.key == key and self.event == event):
+            return
+        self.refreshing = True
+        threading.Thread(target=self._background, args=(ws, key, event), daemon=True).start()
+
+    def _background(self, ws: Workspace, key: Any, event: int) -> None:
+        try:
+            with self.lock:
+                if self.key != key or self.event != event:
+                    self._build(ws, key, event)
+        except LeadflowError:
+            pass  # the request that needs them reports it
+        finally:
+            self.refreshing = False
+
+    def _build(self, ws: Workspace, key: Any, event: int) -> None:
+        from leadflow.model.thresholds import advice_inputs
+
+        with ws.reader() as conn:
+            inputs = advice_inputs(ws, conn)
+        self.key, self.event, self.inputs = key, event, inputs
+
+
 @router.get("/models")
 def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=100000)] = None) -> Response:
-    from leadflow.model.thresholds import advise
+    from leadflow.model.thresholds import advise_with
 
     user = _signed_in(request, "models")
     ws = _ws(request)
-    advice, problem = None, None
+    advice, problem, as_of = None, None, None
     with ws.reader() as conn:
         summary = queries.model_summary(conn)
-        if capacity is not None:
-            cache: dict[Any, Any] = ws.caches.setdefault("dashboard.advice", {})
-            key = (capacity, queries.last_event_id(conn), ws.version)
-            try:
-                if key not in cache:
-                    cache.clear()
-                    cache[key] = advise(ws, conn, capacity)
-                advice = cache[key]
-            except LeadflowError as exc:
-                problem = str(exc)
+        event = queries.last_event_id(conn)
+    cache: _Advice = ws.caches.setdefault("dashboard.advice", _Advice())
+    key = ((summary or {}).get("active_id"), ws.version)
+    if capacity is None:
+        cache.refresh(ws, key, event)
+    else:
+        try:
+            inputs = cache.get(ws, key, event)
+            advice, as_of = advise_with(ws, inputs, capacity), inputs.as_of
+        except LeadflowError as exc:
+            problem = str(exc)
     evaluation = (summary or {}).get("version", {}).get("report", {}).get("evaluation") or {}
     return _page(
         request,
@@ -570,6 +706,7 @@ def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=10
         summary=summary,
         capacity=capacity,
         advice=advice,
+        advice_as_of=as_of,
         problem=problem,
         evaluation_json=json.dumps(evaluation, default=str).replace("</", "<\\/"),
         plotly=_plotly_path() is not None,
@@ -579,12 +716,13 @@ def models(request: Request, capacity: Annotated[float | None, Query(gt=0, le=10
 # -- static files --------------------------------------------------------------------------------
 
 
+@cache
 def _plotly_path() -> Path | None:
-    try:
-        import plotly
-    except ImportError:
+    """Plotly's bundled script, found without importing plotly (tens of milliseconds)."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or spec.origin is None:
         return None
-    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    path = Path(spec.origin).parent / "package_data" / "plotly.min.js"
     return path if path.exists() else None
 
 
@@ -593,7 +731,7 @@ def static(name: str) -> Response:
     if name == "plotly.min.js":
         path = _plotly_path()
     else:
-        path = STATIC / name if name in {"dashboard.css", "dashboard.js"} else None
+        path = STATIC / name if name in {"dashboard.css", "dashboard.js", "metrics.js", "htmx.min.js"} else None
     if path is None:
         return Response("not found", status_code=404)
     media = "text/css" if name.endswith(".css") else "application/javascript"

@@ -233,3 +233,67 @@ def events_of(conn: Connection, lead_ids: Iterable[int]) -> dict[int, list[dict[
     ):
         out[e.lead_id].append(dict(e._mapping))
     return out
+
+
+def rule_outcomes(
+    conn: Connection,
+    *,
+    order: Sequence[str],
+    target: str,
+    as_of: datetime,
+    outcome_window: timedelta = timedelta(days=90),
+) -> tuple[list[int], list[int]]:
+    """The rule scores and outcomes of :func:`build` (same leads, same judging moments, same
+    order) without the features: read from the leads, their stage changes and their scores
+    alone. Threshold advice on the rule score needs nothing else, and this is a few stage and
+    score events per lead instead of every event with its data."""
+    if target not in order:
+        from leadflow.errors import InvalidInput, Problem
+
+        raise InvalidInput(
+            "unknown target", [Problem("target", f"{target!r} is not a funnel stage: {', '.join(order)}")]
+        )
+    later = list(order[list(order).index(target) :])
+    rows = conn.execute(
+        select(leads.c.id, leads.c.created_at, leads.c.stage, leads.c.score)
+        .where(leads.c.merged_into_id.is_(None), leads.c.created_at <= as_of)
+        .order_by(leads.c.id)
+    ).all()
+    converted: dict[int, datetime] = {}
+    for lead_id, at, _ in sorted(
+        tuple(r)
+        for r in conn.execute(
+            select(lead_events.c.lead_id, lead_events.c.occurred_at, lead_events.c.id).where(
+                lead_events.c.type == ev.STAGE_CHANGED,
+                lead_events.c.stage.in_(later),
+                lead_events.c.occurred_at <= as_of,
+            )
+        )
+    ):
+        converted.setdefault(lead_id, at)
+    judged: list[tuple[int, datetime, int, datetime | None, int]] = []
+    for lead_id, created, stage, score in rows:
+        at = converted.get(lead_id)
+        if at is not None:
+            judged.append((lead_id, created, 1, at, score))
+        elif stage in CLOSED or created <= as_of - outcome_window:
+            judged.append((lead_id, created, 0, None, score))
+    delays = sorted(at - created for _, created, label, at, _ in judged if label and at is not None)
+    typical = delays[len(delays) // 2] if delays else outcome_window
+    scored: dict[int, list[tuple[datetime, int, Any]]] = defaultdict(list)
+    for lead_id, at, event_id, value in conn.execute(
+        select(
+            lead_events.c.lead_id, lead_events.c.occurred_at, lead_events.c.id, lead_events.c.data["score"].as_float()
+        ).where(lead_events.c.type == ev.LEAD_SCORED, lead_events.c.occurred_at <= as_of)
+    ):
+        scored[lead_id].append((at, event_id, value))
+    scores, y = [], []
+    for lead_id, created, label, at, current in judged:
+        judged_at = at if at is not None else min(as_of, created + typical)
+        last = None
+        for when, _, value in sorted(scored.get(lead_id, ())):
+            if when <= judged_at:
+                last = value
+        scores.append(int(last) if last is not None else int(current or 0))
+        y.append(label)
+    return scores, y

@@ -10,7 +10,8 @@ whose MQL volume fits in the capacity: any higher one catches fewer conversions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,79 @@ def advise_from(
     }
 
 
+@dataclass(frozen=True)
+class AdviceInputs:
+    """What advice is computed from, whatever the capacity: the past leads' scores and outcomes
+    and the recent leads' scores. Building them reads every past lead's history (seconds on a
+    year of leads); judging a capacity against them takes a millisecond, so a caller may keep
+    them and ask about many capacities."""
+
+    past: Any  # scores of past leads with a known outcome
+    outcomes: list[int]
+    recent: list[float]  # scores of the leads created in the last ``weeks``
+    weeks: int
+    score: str  # "rules" or "model version N"
+    as_of: datetime
+
+
+def advice_inputs(
+    ws: Workspace, conn: Connection, *, weeks: int = 8, using: str = "auto", outcome_window_days: int = 90
+) -> AdviceInputs:
+    """The scores and outcomes advice needs, on the active model's score (``using="model"``), the
+    rule score (``"rules"``), or the model when one is active (``"auto"``)."""
+    problems = []
+    if not 1 <= weeks <= 104:
+        problems.append(Problem("weeks", "look back between 1 and 104 weeks"))
+    if using not in ("auto", "model", "rules"):
+        problems.append(Problem("using", "one of auto, model, rules"))
+    if problems:
+        raise InvalidInput("cannot advise a threshold", problems)
+    active = registry.active(ws, conn)
+    if using == "model" and active is None:
+        raise InvalidInput("no model is active", [Problem("using", "activate a model or use rules")])
+    use_model = active is not None and using != "rules"
+    now = ws.clock.now()
+    window = timedelta(days=outcome_window_days)
+    if not use_model or active is None:
+        past_scores, y = dataset.rule_outcomes(
+            conn, order=ws.config.stages.order, target=ws.config.stages.target, as_of=now, outcome_window=window
+        )
+        recent_scores = conn.execute(
+            select(leads.c.score).where(
+                leads.c.merged_into_id.is_(None), leads.c.created_at >= now - timedelta(weeks=weeks)
+            )
+        ).scalars()
+        past = np.asarray(past_scores, dtype=float)
+        return AdviceInputs(past, y, list(recent_scores), weeks, "rules", now)
+    data = dataset.build(conn, order=ws.config.stages.order, target=active.target, as_of=now, outcome_window=window)
+    recent_rows = [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(leads).where(leads.c.merged_into_id.is_(None), leads.c.created_at >= now - timedelta(weeks=weeks))
+        )
+    ]
+    predictor = active.predictor
+    past = predictor.scores(predictor.encoding.encode(data.frame)) if len(data.y) else np.array([])
+    history = dataset.events_of(conn, [r["id"] for r in recent_rows])
+    recent = [
+        predictor.predict(dataset.lead_features(r, history.get(r["id"], []), now), top=1).score for r in recent_rows
+    ]
+    return AdviceInputs(past, list(data.y), recent, weeks, f"model version {active.version_id}", now)
+
+
+def advise_with(ws: Workspace, inputs: AdviceInputs, capacity_per_week: float) -> dict[str, Any]:
+    """Advice for a capacity from inputs already built."""
+    if capacity_per_week <= 0:
+        raise InvalidInput(
+            "cannot advise a threshold",
+            [Problem("capacity", "the team's capacity must be more than 0 leads per week")],
+        )
+    out = advise_from(inputs.past, inputs.outcomes, inputs.recent, inputs.weeks, capacity_per_week, step=5)
+    out["score"] = inputs.score
+    out["current_mql_threshold"] = ws.rules.scoring.mql_threshold
+    return out
+
+
 def advise(
     ws: Workspace,
     conn: Connection,
@@ -81,35 +155,5 @@ def advise(
         problems.append(Problem("using", "one of auto, model, rules"))
     if problems:
         raise InvalidInput("cannot advise a threshold", problems)
-    active = registry.active(ws, conn)
-    if using == "model" and active is None:
-        raise InvalidInput("no model is active", [Problem("using", "activate a model or use rules")])
-    use_model = active is not None and using != "rules"
-    now = ws.clock.now()
-    data = dataset.build(
-        conn,
-        order=ws.config.stages.order,
-        target=active.target if use_model and active else ws.config.stages.target,
-        as_of=now,
-        outcome_window=timedelta(days=outcome_window_days),
-    )
-    recent_rows = [
-        dict(r._mapping)
-        for r in conn.execute(
-            select(leads).where(leads.c.merged_into_id.is_(None), leads.c.created_at >= now - timedelta(weeks=weeks))
-        )
-    ]
-    if use_model and active is not None:
-        predictor = active.predictor
-        past = predictor.scores(predictor.encoding.encode(data.frame)) if len(data.y) else np.array([])
-        history = dataset.events_of(conn, [r["id"] for r in recent_rows])
-        recent = [
-            predictor.predict(dataset.lead_features(r, history.get(r["id"], []), now), top=1).score for r in recent_rows
-        ]
-    else:
-        past = np.asarray(data.rule_scores, dtype=float)
-        recent = [r["score"] for r in recent_rows]
-    out = advise_from(past, data.y, recent, weeks, capacity_per_week, step=5)
-    out["score"] = f"model version {active.version_id}" if use_model and active else "rules"
-    out["current_mql_threshold"] = ws.rules.scoring.mql_threshold
-    return out
+    inputs = advice_inputs(ws, conn, weeks=weeks, using=using, outcome_window_days=outcome_window_days)
+    return advise_with(ws, inputs, capacity_per_week)
