@@ -314,25 +314,18 @@ def durations(
     secs = case((pop.c.t1.is_not(None), seconds_between(pop.c.t0, pop.c.t1)), else_=None).label("secs")
     d = select(*keys, secs).select_from(pop.join(p, and_(at >= p.c.p_start, at < p.c.p_end))).offset(0).subquery("d")
     part = [d.c.label, d.c.grp] + ([d.c[extra_key]] if extra_key else [])
-    ranked = select(
-        *part,
-        d.c.secs,
-        func.row_number().over(partition_by=part, order_by=d.c.secs.asc().nulls_last()).label("rn"),
-        func.count(d.c.secs).over(partition_by=part).label("n"),
-    ).subquery("r")
-    rpart = [ranked.c.label, ranked.c.grp] + ([ranked.c[extra_key]] if extra_key else [])
-
-    def nearest(pct: int) -> Any:
-        return func.max(case((ranked.c.rn == (ranked.c.n * pct + 99) // 100, ranked.c.secs), else_=None))
-
-    stmt = select(
-        *rpart,
-        func.count(ranked.c.secs).label("done"),
-        (func.count() - func.count(ranked.c.secs)).label("pending"),
-        func.avg(ranked.c.secs).label("mean"),
-        nearest(50).label("median"),
-        nearest(90).label("p90"),
-    ).group_by(*rpart)
+    if ctx.conn.dialect.name == "postgresql":
+        # percentile_disc(f) is the nearest rank ceil(f * n): one in-memory sort per group, no window.
+        stmt = select(
+            *part,
+            func.count(d.c.secs).label("done"),
+            (func.count() - func.count(d.c.secs)).label("pending"),
+            func.avg(d.c.secs).label("mean"),
+            func.percentile_disc(0.5).within_group(d.c.secs).label("median"),
+            func.percentile_disc(0.9).within_group(d.c.secs).label("p90"),
+        ).group_by(*part)
+    else:
+        stmt = _nearest_ranks(d, part)
     out = []
     for r in ctx.conn.execute(stmt):
         m = r._mapping
@@ -357,6 +350,29 @@ def durations(
             row[extra_key] = m[extra_key]
         out.append(row)
     return sorted(out, key=lambda r: (r["period"], str(r["group"]), str(r.get(extra_key or "", ""))))
+
+
+def _nearest_ranks(d: Any, part: list[Any]) -> Any:
+    """Median and p90 by nearest rank (the value at rank ceil(n * pct / 100)) with a window function."""
+    ranked = select(
+        *part,
+        d.c.secs,
+        func.row_number().over(partition_by=part, order_by=d.c.secs.asc().nulls_last()).label("rn"),
+        func.count(d.c.secs).over(partition_by=part).label("n"),
+    ).subquery("r")
+    rpart = [ranked.c[c.key] for c in part]
+
+    def nearest(pct: int) -> Any:
+        return func.max(case((ranked.c.rn == (ranked.c.n * pct + 99) // 100, ranked.c.secs), else_=None))
+
+    return select(
+        *rpart,
+        func.count(ranked.c.secs).label("done"),
+        (func.count() - func.count(ranked.c.secs)).label("pending"),
+        func.avg(ranked.c.secs).label("mean"),
+        nearest(50).label("median"),
+        nearest(90).label("p90"),
+    ).group_by(*rpart)
 
 
 def lead_population(ctx: Ctx, t1: Any, *where: Any, t0: Any = None, grp: Any = None, restrict: bool = True) -> Any:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, case, func, literal_column, select
 
 from leadflow.db.tables import lead_events, leads
 from leadflow.errors import InvalidInput, Problem
+from leadflow.metrics import milestones
 from leadflow.metrics.periods import Period, bounds, periods_table, split
 from leadflow.workspace import Workspace
 
@@ -142,24 +143,32 @@ def stage_reached(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
     p = periods_table(q.periods(ws.config.workspace.timezone))
     rank = case({stage: i for i, stage in enumerate(order)}, value=lead_events.c.stage, else_=-1)
     group, _ = _group(q)
-    # The furthest rank of every lead, read from the stage-history index alone, then joined to
-    # the cohort (not a lookup of each cohort lead's whole event history).
-    furthest = (
-        select(lead_events.c.lead_id.label("lead_id"), func.max(rank).label("furthest"))
-        .where(lead_events.c.type == literal_column("'stage_changed'"))
-        .group_by(lead_events.c.lead_id)
-        .subquery("furthest")
-    )
-    per_lead = (
-        select(p.c.label.label("period"), group, furthest.c.furthest)
-        .select_from(
-            leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)).join(
-                furthest, furthest.c.lead_id == leads.c.id
-            )
+    # The furthest rank of every lead: from the milestone table (kept by a watermark), else read
+    # from the stage-history index alone; then joined to the cohort (not a lookup of each cohort
+    # lead's whole event history).
+    created = leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end))
+    kept = milestones.furthest(conn, ws, created, leads.c.id)
+    if kept is not None:
+        frm, furthest_rank, has_history = kept
+        per_lead = (
+            select(p.c.label.label("period"), group, furthest_rank.label("furthest"))
+            .select_from(frm)
+            .where(_live(), has_history)
+            .subquery()
         )
-        .where(_live())
-        .subquery()
-    )
+    else:
+        furthest = (
+            select(lead_events.c.lead_id.label("lead_id"), func.max(rank).label("furthest"))
+            .where(lead_events.c.type == literal_column("'stage_changed'"))
+            .group_by(lead_events.c.lead_id)
+            .subquery("furthest")
+        )
+        per_lead = (
+            select(p.c.label.label("period"), group, furthest.c.furthest)
+            .select_from(created.join(furthest, furthest.c.lead_id == leads.c.id))
+            .where(_live())
+            .subquery()
+        )
     columns = [func.count().label("cohort")]
     columns += [func.sum(case((per_lead.c.furthest >= i, 1), else_=0)).label(f"reached_{i}") for i in range(len(order))]
     columns += [

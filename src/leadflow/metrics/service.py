@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadflow.errors import InvalidInput, NotFound, Problem
-from leadflow.metrics import attribution
+from leadflow.metrics import attribution, milestones
 from leadflow.metrics import catalogue as _catalogue  # noqa: F401 - registers every metric
 from leadflow.metrics.periods import GRAINS
 from leadflow.metrics.queries import MetricQuery
@@ -69,6 +69,17 @@ def make_query(
     return query
 
 
+def tune(conn: Connection) -> None:
+    """Settings for the reading transaction of a metric: on PostgreSQL enough working memory for
+    the hash aggregates and sorts over a year of leads to stay in memory (the 4 MB default spills
+    them to disk), and no JIT compilation (it costs more than it saves on these queries). ``SET
+    LOCAL`` ends with the transaction."""
+    if conn.dialect.name == "postgresql" and conn.in_transaction():
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+
+
 def get_metric(metric_id: str) -> Metric:
     metric = METRICS.get(metric_id)
     if metric is None:
@@ -82,6 +93,7 @@ def compute(
     """The metric for the query; with ``compare``, each row also carries the previous period's
     value (the same length of time just before ``from``) and the change."""
     metric = get_metric(metric_id)
+    tune(conn)
     rows = metric.compute(conn, ws, query)
     out = {
         **metric.describe(),
@@ -169,7 +181,9 @@ def compare_sources(
 
 def dashboard(ws: Workspace, conn: Connection, start: date, end: date) -> dict[str, Any]:
     """The dashboard set: net lead flow, funnel, conversion by source, velocity, SLA attainment,
-    CPL, CAC and ROAS."""
+    CPL, CAC and ROAS. The milestone table is brought up to date first, in a transaction of its
+    own (``conn`` is a reader that has not read yet, or the figures are as of its snapshot)."""
+    milestones.refresh(ws)
     month = MetricQuery(start=start, end=end, grain="month")
     whole = MetricQuery(start=start, end=end)
     by_source = MetricQuery(start=start, end=end, by="source")
