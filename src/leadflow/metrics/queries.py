@@ -150,10 +150,12 @@ def stage_reached(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
     kept = milestones.furthest(conn, ws, created, leads.c.id)
     if kept is not None:
         frm, furthest_rank, has_history = kept
+        # OFFSET 0 keeps the rank computed once per lead (not inlined into each sum below).
         per_lead = (
             select(p.c.label.label("period"), group, furthest_rank.label("furthest"))
             .select_from(frm)
             .where(_live(), has_history)
+            .offset(0)
             .subquery()
         )
     else:
