@@ -673,6 +673,7 @@ lead_milestones = Table(
     metadata,
     Column("lead_id", Id, primary_key=True, autoincrement=False),
     Column("furthest", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),  # the lead's (never changes): cohorts without a join
 )
 
 # How far each derived metrics table has read the event log: the last lead_events.id folded in,

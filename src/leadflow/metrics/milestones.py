@@ -23,11 +23,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from leadflow.db.tables import lead_events, lead_milestones, metric_watermarks
+from leadflow.db.tables import lead_events, lead_milestones, leads, metric_watermarks
 from leadflow.workspace import Workspace
 
 NAME = "lead_milestones"
@@ -46,15 +46,19 @@ def rank(ws: Workspace, stage: Any) -> Any:
 
 
 def _ranks_after(ws: Workspace, after: int, upto: int | None = None) -> Any:
-    """The furthest rank per lead among the stage events with ``after < id (<= upto)``."""
+    """The furthest rank per lead among the stage events with ``after < id (<= upto)``, with the
+    lead's creation time."""
     where = [lead_events.c.id > after, lead_events.c.type == STAGE_CHANGED]
     if upto is not None:
         where.append(lead_events.c.id <= upto)
     # A range of the primary key, grouped by an expression: grouping by the bare column makes
     # SQLite walk the whole (lead_id, occurred_at) index for its order instead.
     lead_id = (lead_events.c.lead_id + 0).label("lead_id")
+    created = select(leads.c.created_at).where(leads.c.id == lead_events.c.lead_id).scalar_subquery()
     return (
-        select(lead_id, func.max(rank(ws, lead_events.c.stage)).label("furthest"))
+        select(
+            lead_id, func.max(rank(ws, lead_events.c.stage)).label("furthest"), func.min(created).label("created_at")
+        )
         .where(*where, lead_events.c.lead_id.is_not(None))
         .group_by(lead_id)
     )
@@ -72,7 +76,7 @@ def watermark(conn: Connection, ws: Workspace) -> int | None:
 
 def _upsert(conn: Connection, rows: Any) -> None:
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = dialect_insert(lead_milestones).from_select(["lead_id", "furthest"], rows)
+    stmt = dialect_insert(lead_milestones).from_select(["lead_id", "furthest", "created_at"], rows)
     greater = func.greatest if conn.dialect.name == "postgresql" else func.max
     conn.execute(
         stmt.on_conflict_do_update(
@@ -93,7 +97,7 @@ def rebuild(ws: Workspace, conn: Connection) -> int:
     """Recompute the whole table from the stage history; returns the new watermark."""
     last = int(conn.execute(select(func.coalesce(func.max(lead_events.c.id), 0))).scalar_one())
     conn.execute(delete(lead_milestones))
-    conn.execute(insert(lead_milestones).from_select(["lead_id", "furthest"], _ranks_after(ws, 0, last)))
+    conn.execute(insert(lead_milestones).from_select(["lead_id", "furthest", "created_at"], _ranks_after(ws, 0, last)))
     _set_watermark(conn, ws, last)
     return last
 
@@ -120,28 +124,55 @@ def refresh(ws: Workspace) -> int:
         return fold(ws, conn)
 
 
-def furthest(conn: Connection, ws: Workspace, frm: Any, lead_id: Any) -> tuple[Any, Any, Any] | None:
-    """``frm`` joined to each lead's furthest rank: the table, and for the leads with stage events
-    past its watermark the greater of that and their latest events. Returns the join, the rank
-    expression and the condition "has a stage history"; None when the table cannot serve (never
-    folded, or folded under another stage order): read the stage history instead."""
+def per_lead(conn: Connection, ws: Workspace, periods: Any, group: Any, by: bool) -> Any | None:
+    """One row (period, grp, furthest) per live lead created in one of ``periods`` that has a stage
+    history: the folded rank, raised by any stage event past the watermark, plus the leads whose
+    whole history is past it. Without a breakdown the table alone gives the cohort (no join to
+    ``leads`` but for the few merged ones). None when the table cannot serve (never folded, or
+    folded under another stage order): read the stage history instead."""
     done = watermark(conn, ws)
     if done is None:
         return None
     after = max(done - OVERLAP, 0) if conn.dialect.name == "postgresql" else done
     e = lead_events.alias("recent")
     recent_ids = select(e.c.lead_id).where(e.c.id > after, e.c.type == STAGE_CHANGED)
-    recent = (
-        select(func.max(rank(ws, e.c.stage)))
-        .where(e.c.lead_id == lead_id, e.c.id > after, e.c.type == STAGE_CHANGED)
-        .scalar_subquery()
-    )
     m = lead_milestones
-    changed = lead_id.in_(recent_ids)
-    # Only the (few) leads with recent stage events look their events up.
-    rank_ = case(
-        (and_(changed, m.c.furthest.is_(None)), recent),
-        (and_(changed, recent > m.c.furthest), recent),
-        else_=m.c.furthest,
+
+    def recent(lead_id: Any) -> Any:
+        return (
+            select(func.max(rank(ws, e.c.stage)))
+            .where(e.c.lead_id == lead_id, e.c.id > after, e.c.type == STAGE_CHANGED)
+            .scalar_subquery()
+        )
+
+    # Leads with a folded rank (only those with recent stage events look their events up).
+    changed = m.c.lead_id.in_(recent_ids)
+    raised = case((and_(changed, recent(m.c.lead_id) > m.c.furthest), recent(m.c.lead_id)), else_=m.c.furthest)
+    in_period = and_(m.c.created_at >= periods.c.p_start, m.c.created_at < periods.c.p_end)
+    if by:
+        folded = (
+            select(periods.c.label.label("period"), group, raised.label("furthest"))
+            .select_from(m.join(periods, in_period).join(leads, leads.c.id == m.c.lead_id))
+            .where(leads.c.merged_into_id.is_(None))
+        )
+    else:
+        merged = select(leads.c.id).where(leads.c.merged_into_id.is_not(None))
+        folded = (
+            select(periods.c.label.label("period"), group, raised.label("furthest"))
+            .select_from(m.join(periods, in_period))
+            .where(m.c.lead_id.not_in(merged))
+        )
+    # Leads whose stage history is all past the watermark.
+    unfolded = (
+        select(periods.c.label.label("period"), group, recent(leads.c.id).label("furthest"))
+        .select_from(
+            leads.join(periods, and_(leads.c.created_at >= periods.c.p_start, leads.c.created_at < periods.c.p_end))
+        )
+        .where(
+            leads.c.merged_into_id.is_(None),
+            leads.c.id.in_(recent_ids),
+            leads.c.id.not_in(select(m.c.lead_id).where(m.c.lead_id.in_(recent_ids))),
+        )
     )
-    return frm.outerjoin(m, m.c.lead_id == lead_id), rank_, or_(m.c.lead_id.is_not(None), changed)
+    # OFFSET 0 keeps each rank computed once per lead (not inlined into every sum over it).
+    return folded.union_all(unfolded).offset(0).subquery("per_lead")

@@ -144,27 +144,17 @@ def stage_reached(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
     rank = case({stage: i for i, stage in enumerate(order)}, value=lead_events.c.stage, else_=-1)
     group, _ = _group(q)
     # The furthest rank of every lead: from the milestone table (kept by a watermark), else read
-    # from the stage-history index alone; then joined to the cohort (not a lookup of each cohort
+    # from the stage-history index alone and joined to the cohort (not a lookup of each cohort
     # lead's whole event history).
-    created = leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end))
-    kept = milestones.furthest(conn, ws, created, leads.c.id)
-    if kept is not None:
-        frm, furthest_rank, has_history = kept
-        # OFFSET 0 keeps the rank computed once per lead (not inlined into each sum below).
-        per_lead = (
-            select(p.c.label.label("period"), group, furthest_rank.label("furthest"))
-            .select_from(frm)
-            .where(_live(), has_history)
-            .offset(0)
-            .subquery()
-        )
-    else:
+    per_lead = milestones.per_lead(conn, ws, p, group, q.by is not None)
+    if per_lead is None:
         furthest = (
             select(lead_events.c.lead_id.label("lead_id"), func.max(rank).label("furthest"))
             .where(lead_events.c.type == literal_column("'stage_changed'"))
             .group_by(lead_events.c.lead_id)
             .subquery("furthest")
         )
+        created = leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end))
         per_lead = (
             select(p.c.label.label("period"), group, furthest.c.furthest)
             .select_from(created.join(furthest, furthest.c.lead_id == leads.c.id))
@@ -176,9 +166,16 @@ def stage_reached(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
     columns += [
         func.sum(case((per_lead.c.furthest == i, 1), else_=0)).label(f"furthest_{i}") for i in range(len(order))
     ]
-    stmt = select(per_lead.c.period, per_lead.c.grp, *columns).group_by(per_lead.c.period, per_lead.c.grp)
+    # Group only by what varies: grouping a year's cohort by constant columns costs a sort.
+    one_period, whole = len(q.periods(ws.config.workspace.timezone)) == 1, q.by is None
+    keys = [per_lead.c.period] * (not one_period) + [per_lead.c.grp] * (not whole)
+    period = func.max(per_lead.c.period).label("period") if one_period else per_lead.c.period
+    grp = func.max(per_lead.c.grp).label("grp") if whole else per_lead.c.grp
+    stmt = select(period, grp, *columns).group_by(*keys)
     rows = []
     for r in conn.execute(stmt):
+        if r.period is None:  # no cohort at all (an aggregate without GROUP BY still gives a row)
+            continue
         m = r._mapping
         cohort = int(m["cohort"])
         rows.append(

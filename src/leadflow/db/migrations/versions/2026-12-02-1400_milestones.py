@@ -23,6 +23,7 @@ def upgrade() -> None:
         "lead_milestones",
         sa.Column("lead_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False),
         sa.Column("furthest", sa.Integer(), nullable=False),
+        sa.Column("created_at", leadflow.db.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("lead_id", name=op.f("pk_lead_milestones")),
     )
     op.create_table(
