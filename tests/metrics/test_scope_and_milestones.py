@@ -304,3 +304,17 @@ def test_the_api_gives_a_signed_in_rep_their_figures_and_a_key_everything(team: 
         assert live.anonymous.get("/api/v1/metrics/lead_volume", params=params).status_code == 401
         ana.close()
         mira.close()
+
+
+def test_the_worker_task_folds_until_up_to_date(team: Workspace) -> None:
+    from leadflow.jobs.worker import TASKS, run_task
+
+    with team.reader() as conn:
+        last = conn.execute(select(func.max(lead_events.c.id))).scalar_one()
+    assert run_task(team, TASKS["metrics.fold_milestones"]) == last  # the whole log, once
+    assert len(_milestones(team)) == 6
+    assert run_task(team, TASKS["metrics.fold_milestones"]) == 0
+    with team.transaction() as conn:
+        add_event(conn, _ids(team)["A2"], "stage_changed", at(27), "mql")
+    assert run_task(team, TASKS["metrics.fold_milestones"]) == 1
+    assert _milestones(team)[_ids(team)["A2"]] == 2
