@@ -318,3 +318,30 @@ def test_the_worker_task_folds_until_up_to_date(team: Workspace) -> None:
         add_event(conn, _ids(team)["A2"], "stage_changed", at(27), "mql")
     assert run_task(team, TASKS["metrics.fold_milestones"]) == 1
     assert _milestones(team)[_ids(team)["A2"]] == 2
+
+
+def test_spend_is_spread_over_the_days_of_its_period(team: Workspace) -> None:
+    from leadflow.db.tables import spend
+
+    with team.transaction() as conn:  # a flight of 31 days, 15 January to 14 February: 10 a day
+        conn.execute(
+            insert(spend).values(
+                source_id="google",
+                period_start=date(2026, 1, 15),
+                period_end=date(2026, 2, 15),
+                amount=Decimal("310.00"),
+                currency="EUR",
+                kind="marketing",
+                origin="api",
+            )
+        )
+    months = MetricQuery(start=date(2026, 1, 1), end=date(2026, 3, 1), grain="month")
+    with team.reader() as conn:
+        rows = {r["period"]: r for r in compute(team, conn, "cost_per_lead", months)["rows"]}
+    assert rows["2026-01"]["spend"] == "170.00" and rows["2026-01"]["leads"] == 5
+    assert rows["2026-01"]["value"] == "34.00"  # 170 / 5 google leads in January
+    assert rows["2026-02"]["spend"] == "140.00" and rows["2026-02"]["value"] is None
+    whole = MetricQuery(start=date(2026, 1, 1), end=date(2026, 3, 1))
+    with team.reader() as conn:
+        [row] = compute(team, conn, "cost_per_lead", whole)["rows"]
+    assert row["spend"] == "310.00" and row["value"] == "62.00"

@@ -51,6 +51,23 @@ def _epoch_default(element: epoch, compiler: Any, **kw: Any) -> str:
     return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
 
 
+class day_number(FunctionElement[float]):
+    """A date as a count of days (differences of two are whole days), on either database."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(day_number, "sqlite")
+def _day_number_sqlite(element: day_number, compiler: Any, **kw: Any) -> str:
+    return f"julianday({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(day_number)
+def _day_number_default(element: day_number, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} - DATE '1970-01-01')"
+
+
 def seconds_between(start: Any, end: Any) -> Any:
     return epoch(end) - epoch(start)
 
