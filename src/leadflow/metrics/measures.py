@@ -17,7 +17,21 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Float, String, and_, case, cast, func, literal_column, null, or_, select, type_coerce
+from sqlalchemy import (
+    Connection,
+    Float,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
@@ -345,8 +359,10 @@ def durations(
     else:
         # Partition only by what varies: one period and no breakdown make one window over all rows
         # (a partition on constant columns costs SQLite a wider sort).
-        varying = [c for c, fixed in zip(part, (len(ctx.periods) == 1, ctx.q.by is None), strict=False) if not fixed]
-        stmt = _nearest_ranks(d, part, varying + part[2:])
+        fixed = {"label": ctx.periods[0].label} if len(ctx.periods) == 1 else {}
+        if ctx.q.by is None:
+            fixed["grp"] = None
+        stmt = _nearest_ranks(d, part, fixed)
     out = []
     for r in ctx.conn.execute(stmt):
         m = dict(r._mapping)
@@ -375,17 +391,21 @@ def durations(
     return sorted(out, key=lambda r: (r["period"], str(r["group"]), str(r.get(extra_key or "", ""))))
 
 
-def _nearest_ranks(d: Any, part: list[Any], window: list[Any]) -> Any:
+def _nearest_ranks(d: Any, part: list[Any], fixed: dict[str, Any]) -> Any:
     """Median and p90 by nearest rank (the value at rank ceil(n * pct / 100)) with a window function
-    partitioned by ``window`` (the columns of ``part`` that take more than one value)."""
+    partitioned by the columns of ``part`` that vary; those in ``fixed`` take one known value
+    (one period, no breakdown), so they are neither sorted along nor partitioned by — a year of
+    leads under one window sorts little more than the durations themselves."""
+    window = [c for c in part if c.key not in fixed]
     over = {"partition_by": window} if window else {}
     ranked = select(
-        *part,
+        *window,
         d.c.secs,
         func.row_number().over(**over, order_by=d.c.secs.asc().nulls_last()).label("rn"),
         func.count(d.c.secs).over(**over).label("n"),
     ).subquery("r")
-    rpart = [ranked.c[c.key] for c in part]
+    rwindow = [ranked.c[c.key] for c in window]
+    rpart = [literal(fixed[c.key], c.type).label(c.key) if c.key in fixed else ranked.c[c.key] for c in part]
 
     def nearest(pct: int) -> Any:
         return func.max(case((ranked.c.rn == (ranked.c.n * pct + 99) // 100, ranked.c.secs), else_=None))
@@ -397,7 +417,7 @@ def _nearest_ranks(d: Any, part: list[Any], window: list[Any]) -> Any:
         func.avg(ranked.c.secs).label("mean"),
         nearest(50).label("median"),
         nearest(90).label("p90"),
-    ).group_by(*rpart)
+    ).group_by(*rwindow)
 
 
 def lead_population(ctx: Ctx, t1: Any, *where: Any, t0: Any = None, grp: Any = None, restrict: bool = True) -> Any:
