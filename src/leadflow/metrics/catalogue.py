@@ -51,6 +51,7 @@ from leadflow.metrics.measures import (
     first_opportunity,
     first_reach,
     in_span,
+    keyed,
     lead_population,
     live,
     merge_rates,
@@ -854,13 +855,18 @@ def response_time(ctx: Ctx) -> Rows:
     )
     p = ctx.table()
     grp = _lead_grp(ctx)
+    columns, group_by = keyed(ctx, p.c.label, grp)
     stmt = (
-        select(p.c.label, grp, func.count().label("den"), func.sum(case((met, 1), else_=0)).label("num"))
+        select(*columns, func.count().label("den"), func.sum(case((met, 1), else_=0)).label("num"))
         .select_from(leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)))
         .where(live(), due)
-        .group_by(p.c.label, grp)
+        .group_by(*group_by)
     )
-    sla = {(r.label, r.grp): rate_row(r.label, r.grp, int(r.num), int(r.den)) for r in ctx.conn.execute(stmt)}
+    sla = {
+        (r.label, r.grp): rate_row(r.label, r.grp, int(r.num), int(r.den))
+        for r in ctx.conn.execute(stmt)
+        if r.label is not None
+    }
     for k in sla:
         rows.setdefault(k, {"period": k[0], "group": k[1], "value": None, "count": 0, "pending": 0, "unit": "hours"})
     for k, r in rows.items():

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import Cast, ColumnClause, Label, Null
 from sqlalchemy.sql.expression import FunctionElement
 
 from leadflow.db.tables import lead_events, leads, opportunities, owners
@@ -253,16 +254,40 @@ def first_in_period(ctx: Ctx, where: Any, grp: Any, distinct: Any = None) -> dic
     return {(r.label, r.grp): int(r.n) for r in ctx.conn.execute(stmt)}
 
 
+def is_null(expr: Any) -> bool:
+    """Is ``expr`` (a breakdown column) the constant NULL of "not broken down"?"""
+    expr = getattr(expr, "element", expr) if isinstance(expr, Label) else expr
+    if isinstance(expr, Cast):
+        expr = expr.clause
+    return isinstance(expr, Null) or (isinstance(expr, ColumnClause) and expr.is_literal and expr.name == "NULL")
+
+
+def keyed(ctx: Ctx, label: Any, grp: Any, whole: bool | None = None) -> tuple[list[Any], list[Any]]:
+    """The (label, grp) columns to select and the GROUP BY for them: a key that cannot vary (one
+    period; no breakdown) is carried by max() and left out of the GROUP BY — SQLite sorts every
+    row for a GROUP BY, even one by a constant. Without a GROUP BY an empty input still gives a
+    row, with a NULL label: callers skip it."""
+    one = len(ctx.periods) == 1
+    whole = is_null(grp) if whole is None else whole
+    plain = getattr(grp, "element", grp) if isinstance(grp, Label) else grp
+    columns = [
+        func.max(label).label("label") if one else label,
+        func.max(plain).label("grp") if whole else grp,
+    ]
+    return columns, [c for c, fixed in ((label, one), (grp, whole)) if not fixed]
+
+
 def counts(ctx: Ctx, frm: Any, at: Any, grp: Any, *where: Any, value: Any = None) -> dict[tuple[str, Any], Any]:
     """``value`` (default: count of rows) of ``frm`` whose time ``at`` falls in each period."""
     p = ctx.table()
+    columns, group_by = keyed(ctx, p.c.label, grp)
     stmt = (
-        select(p.c.label, grp, (func.count() if value is None else value).label("n"))
+        select(*columns, (func.count() if value is None else value).label("n"))
         .select_from(frm.join(p, and_(at >= p.c.p_start, at < p.c.p_end)))
         .where(*where)
-        .group_by(p.c.label, grp)
+        .group_by(*group_by)
     )
-    return {(r.label, r.grp): r.n for r in ctx.conn.execute(stmt)}
+    return {(r.label, r.grp): r.n for r in ctx.conn.execute(stmt) if r.label is not None}
 
 
 def count_rows(ctx: Ctx, found: dict[tuple[str, Any], Any], **extra: Any) -> list[dict[str, Any]]:
@@ -326,12 +351,13 @@ def population_rate(ctx: Ctx, pop: Any, reason: str = "no population in this per
         num = counts(ctx, pop, pop.c.t1, pop.c.grp)
         return merge_rates(ctx, num, den, reason)
     reached = and_(pop.c.t1.is_not(None), seconds_between(pop.c.t0, pop.c.t1) <= ctx.maturity)
+    columns, group_by = keyed(ctx, p.c.label, pop.c.grp, whole=ctx.q.by is None)
     stmt = (
-        select(p.c.label, pop.c.grp, func.count().label("den"), func.sum(case((reached, 1), else_=0)).label("num"))
+        select(*columns, func.count().label("den"), func.sum(case((reached, 1), else_=0)).label("num"))
         .select_from(pop.join(p, and_(pop.c.t0 >= p.c.p_start, pop.c.t0 < p.c.p_end)))
-        .group_by(p.c.label, pop.c.grp)
+        .group_by(*group_by)
     )
-    found = list(ctx.conn.execute(stmt))
+    found = [r for r in ctx.conn.execute(stmt) if r.label is not None]
     return merge_rates(ctx, {(r.label, r.grp): r.num for r in found}, {(r.label, r.grp): r.den for r in found}, reason)
 
 

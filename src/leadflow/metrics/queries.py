@@ -70,13 +70,20 @@ def _live() -> Any:
 def lead_volume(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[str, Any]]:
     p = periods_table(q.periods(ws.config.workspace.timezone))
     group, group_by = _group(q)
+    # A key that cannot vary (one period; no breakdown) is not grouped by: SQLite sorts every row
+    # for a GROUP BY, even one by a constant (an empty input then gives a row without a label).
+    one_period, whole = len(q.periods(ws.config.workspace.timezone)) == 1, not group_by
+    label = func.max(p.c.label).label("label") if one_period else p.c.label
+    grp = func.max(group).label("grp") if whole else group
     stmt = (
-        select(p.c.label, group, func.count().label("value"))
+        select(label, grp, func.count().label("value"))
         .select_from(leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)))
         .where(_live())
-        .group_by(p.c.label, *group_by)
+        .group_by(*([] if one_period else [p.c.label]), *group_by)
     )
-    return [{"period": r.label, "group": r.grp, "value": int(r.value)} for r in conn.execute(stmt)]
+    return [
+        {"period": r.label, "group": r.grp, "value": int(r.value)} for r in conn.execute(stmt) if r.label is not None
+    ]
 
 
 def net_lead_flow(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[str, Any]]:
