@@ -1,12 +1,13 @@
 """How far each lead has got in the funnel, kept from the event log by a watermark.
 
 ``lead_milestones`` holds one row per lead that has a stage history: the rank of the furthest
-stage it has entered, in the workspace's stage order. It is derived from ``stage_changed`` events
+stage it has entered, in the workspace's stage order, and the lead's creation time (so a cohort needs no
+join to ``leads``). It is derived from ``stage_changed`` events
 only, so the capture path never writes it: :func:`refresh` folds in the events recorded since the
 watermark (one set-based upsert, nothing to do when no event was written), and runs when metrics
 are read (the dashboard set, the API) and from the ``metrics.fold_milestones`` task.
 
-Reading never depends on the fold having run: :func:`furthest` joins the table to the few stage
+Reading never depends on the fold having run: :func:`per_lead` joins the table to the few stage
 events past the watermark, read in the same snapshot, so a figure is the same before and after a
 fold. Folding is idempotent (the upsert keeps the greater rank), which lets each fold re-read a
 margin of ids below the watermark: on PostgreSQL ids are handed out before commit, so an event
