@@ -1,9 +1,9 @@
 """How far each lead has got in the funnel, kept from the event log by a watermark.
 
 ``lead_milestones`` holds one row per lead that has a stage history: the rank of the furthest
-stage it has entered, in the workspace's stage order, and the lead's creation time (so a cohort needs no
-join to ``leads``). It is derived from ``stage_changed`` events
-only, so the capture path never writes it: :func:`refresh` folds in the events recorded since the
+stage it has entered, in the workspace's stage order, and the lead's creation time (so a cohort
+needs no join to ``leads``). It is derived from ``stage_changed`` events only, so the capture
+path never writes it: :func:`refresh` folds in the events recorded since the
 watermark (one set-based upsert, nothing to do when no event was written), and runs when metrics
 are read (the dashboard set, the API) and from the ``metrics.fold_milestones`` task.
 
