@@ -372,22 +372,22 @@ def durations(
     secs = case((pop.c.t1.is_not(None), seconds_between(pop.c.t0, pop.c.t1)), else_=None).label("secs")
     d = select(*keys, secs).select_from(pop.join(p, and_(at >= p.c.p_start, at < p.c.p_end))).offset(0).subquery("d")
     part = [d.c.label, d.c.grp] + ([d.c[extra_key]] if extra_key else [])
+    # Keys that cannot vary (one period; no breakdown) are carried as literals, neither sorted
+    # along nor grouped by: a year of leads then sorts little more than the durations themselves.
+    fixed = {"label": ctx.periods[0].label} if len(ctx.periods) == 1 else {}
+    if ctx.q.by is None:
+        fixed["grp"] = None
     if ctx.conn.dialect.name == "postgresql":
-        # percentile_disc(f) is the nearest rank ceil(f * n): one in-memory sort per group, no window.
+        # percentile_disc(f) is the nearest rank ceil(f * n): one in-memory sort per group for
+        # both ranks, no window.
         stmt = select(
-            *part,
+            *[literal(fixed[c.key], c.type).label(c.key) if c.key in fixed else c for c in part],
             func.count(d.c.secs).label("done"),
             (func.count() - func.count(d.c.secs)).label("pending"),
             func.avg(d.c.secs).label("mean"),
-            # Both ranks from one sort.
             type_coerce(func.percentile_disc(array([0.5, 0.9])).within_group(d.c.secs), ARRAY(Float())).label("ranks"),
-        ).group_by(*part)
+        ).group_by(*[c for c in part if c.key not in fixed])
     else:
-        # Partition only by what varies: one period and no breakdown make one window over all rows
-        # (a partition on constant columns costs SQLite a wider sort).
-        fixed = {"label": ctx.periods[0].label} if len(ctx.periods) == 1 else {}
-        if ctx.q.by is None:
-            fixed["grp"] = None
         stmt = _nearest_ranks(d, part, fixed)
     out = []
     for r in ctx.conn.execute(stmt):
