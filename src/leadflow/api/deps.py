@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from leadflow.access.keys import ApiKey, KeyCache, require
+from leadflow.dashboard.access import readable_leads
+from leadflow.dashboard.routes import current_user
 from leadflow.workspace import Workspace
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer lf_...")
@@ -40,5 +43,26 @@ def api_key(scope: str) -> Callable[..., ApiKey]:
             key = await run_in_threadpool(authenticate, ws, presented, ws.clock.now())
         require(key, scope)
         return key
+
+    return dependency
+
+
+def viewer(scope: str) -> Callable[..., Any]:
+    """A dependency for reads that honour the reader's access: an API key with ``scope`` reads the
+    whole workspace (``None``); without a key, a user signed in to the dashboard reads through their
+    readable-leads clause (a rep their leads, a manager their team's)."""
+    by_key = api_key(scope)
+
+    async def dependency(
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+        header: str | None = Security(_header),
+    ) -> Any:
+        if bearer is None and header is None:
+            user = await run_in_threadpool(current_user, request)
+            if user is not None:
+                return readable_leads(user)
+        await by_key(request, bearer, header)
+        return None
 
     return dependency

@@ -11,12 +11,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 
 from leadflow.access.keys import ApiKey
-from leadflow.api.deps import api_key, workspace
+from leadflow.api.deps import api_key, viewer, workspace
 from leadflow.errors import InvalidInput, Problem
+from leadflow.metrics.milestones import refresh as refresh_milestones
 from leadflow.metrics.service import catalogue, compare_sources, compute, get_metric, make_query
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
 Reader = Annotated[ApiKey, Depends(api_key("metrics:read"))]
+# Who reads a figure: an API key (the whole workspace) or a signed-in user (their readable leads).
+Viewer = Annotated[Any, Depends(viewer("metrics:read"))]
 MetricId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 From = Annotated[date | None, Query(alias="from", description="first day (default: 12 months back)")]
 To = Annotated[date | None, Query(alias="to", description="day after the last (default: tomorrow)")]
@@ -51,7 +54,7 @@ def list_metrics(_key: Reader) -> dict[str, Any]:
 def get_one(
     request: Request,
     metric_id: MetricId,
-    _key: Reader,
+    readable: Viewer,
     start: From = None,
     end: To = None,
     by: By = None,
@@ -65,15 +68,16 @@ def get_one(
     ws = workspace(request)
     lo, hi = _range(request, start, end)
     query = make_query(lo, hi, grain=grain, by=by, basis=basis, model=model, stage=stage)
+    refresh_milestones(ws)
     with ws.reader() as conn:
-        return jsonable_encoder(compute(ws, conn, metric_id, query, compare=compare))
+        return jsonable_encoder(compute(ws, conn, metric_id, query, compare=compare, readable=readable))
 
 
 @router.get("/metrics/{metric_id}/compare", summary="Is one source's rate really different from another's?")
 def compare(
     request: Request,
     metric_id: MetricId,
-    _key: Reader,
+    readable: Viewer,
     start: From = None,
     end: To = None,
     by: By = None,
@@ -86,4 +90,4 @@ def compare(
     lo, hi = _range(request, start, end)
     query = make_query(lo, hi, by=by, basis=basis)
     with ws.reader() as conn:
-        return jsonable_encoder(compare_sources(ws, conn, metric_id, query, a, b))
+        return jsonable_encoder(compare_sources(ws, conn, metric_id, query, a, b, readable=readable))

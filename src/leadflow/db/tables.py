@@ -677,3 +677,26 @@ users = Table(
     Column("last_sign_in_at", UtcDateTime),
     Column("disabled_at", UtcDateTime),
 )
+
+# Derived from lead_events for the metrics (never written by the capture path): how far each lead
+# has got in the funnel, folded in from the stage history up to a watermark (metric_watermarks).
+# ``furthest`` is the rank, in the stage order named by the watermark's fingerprint, of the
+# furthest stage the lead has entered (-1: only stages outside the order, e.g. disqualified).
+lead_milestones = Table(
+    "lead_milestones",
+    metadata,
+    Column("lead_id", Id, primary_key=True, autoincrement=False),
+    Column("furthest", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),  # the lead's (never changes): cohorts without a join
+)
+
+# How far each derived metrics table has read the event log: the last lead_events.id folded in,
+# and the configuration it was folded under (a different stage order means a rebuild).
+metric_watermarks = Table(
+    "metric_watermarks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("event_id", BigInteger, nullable=False),
+    Column("fingerprint", String(200), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from leadflow.api import idempotency
+from leadflow.metrics import tasks as metrics_tasks
 from leadflow.model import service as model_service
 from leadflow.notify import service as notify_service
 from leadflow.nurture import service as nurture_service
@@ -46,6 +47,7 @@ TASKS: dict[str, Periodic] = {
     "webhooks.send": Periodic("webhooks.send", 2.0, own=webhook_service.send_due),
     "api.expire_idempotency_keys": Periodic("api.expire_idempotency_keys", 3600.0, run=idempotency.expire),
     "model.retrain": Periodic("model.retrain", 3600.0, own=model_service.retrain),
+    "metrics.fold_milestones": Periodic("metrics.fold_milestones", 60.0, run=metrics_tasks.fold_milestones),
 }
 
 

@@ -44,12 +44,14 @@ from leadflow.metrics.measures import (
     Ctx,
     count_rows,
     counts,
+    day_number,
     durations,
     first_event,
     first_in_period,
     first_opportunity,
     first_reach,
     in_span,
+    keyed,
     lead_population,
     live,
     merge_rates,
@@ -853,13 +855,18 @@ def response_time(ctx: Ctx) -> Rows:
     )
     p = ctx.table()
     grp = _lead_grp(ctx)
+    columns, group_by = keyed(ctx, p.c.label, grp)
     stmt = (
-        select(p.c.label, grp, func.count().label("den"), func.sum(case((met, 1), else_=0)).label("num"))
+        select(*columns, func.count().label("den"), func.sum(case((met, 1), else_=0)).label("num"))
         .select_from(leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)))
         .where(live(), due)
-        .group_by(p.c.label, grp)
+        .group_by(*group_by)
     )
-    sla = {(r.label, r.grp): rate_row(r.label, r.grp, int(r.num), int(r.den)) for r in ctx.conn.execute(stmt)}
+    sla = {
+        (r.label, r.grp): rate_row(r.label, r.grp, int(r.num), int(r.den))
+        for r in ctx.conn.execute(stmt)
+        if r.label is not None
+    }
     for k in sla:
         rows.setdefault(k, {"period": k[0], "group": k[1], "value": None, "count": 0, "pending": 0, "unit": "hours"})
     for k, r in rows.items():
@@ -938,7 +945,9 @@ SPEND_DIMENSIONS = {"source": spend.c.source_id, "campaign": spend.c.campaign_id
 
 
 def _spend(ctx: Ctx, *kinds: str) -> dict[tuple[str, Any], Decimal]:
-    """Spend whose period starts in each reporting period (spend is recorded per month or campaign flight)."""
+    """Spend in each reporting period: each spend row (a month, a campaign flight) spread evenly
+    over the days of its own period, so a flight from 15 January to 14 February counts 17 of its
+    31 days in January and 14 in February. Each period's sum is rounded to the cent."""
     d = _date_periods(ctx)
     by = ctx.q.by
     if by is not None and by not in SPEND_DIMENSIONS:
@@ -946,17 +955,25 @@ def _spend(ctx: Ctx, *kinds: str) -> dict[tuple[str, Any], Decimal]:
             "spend has no such breakdown", [Problem("by", f"cost metrics break down by {', '.join(SPEND_DIMENSIONS)}")]
         )
     grp = (SPEND_DIMENSIONS[by] if by else cast(null(), String())).label("grp")
+    lo = case((spend.c.period_start > d.c.d_start, spend.c.period_start), else_=d.c.d_start)
+    hi = case((spend.c.period_end < d.c.d_end, spend.c.period_end), else_=d.c.d_end)
+    share = (
+        spend.c.amount
+        * (day_number(hi) - day_number(lo))
+        / (day_number(spend.c.period_end) - day_number(spend.c.period_start))
+    )
     stmt = (
-        select(d.c.label, grp, func.sum(spend.c.amount).label("amount"))
+        select(d.c.label, grp, func.sum(share).label("amount"))
         .select_from(
-            spend.join(d, and_(spend.c.period_start >= d.c.d_start, spend.c.period_start < d.c.d_end)).outerjoin(
+            spend.join(d, and_(spend.c.period_start < d.c.d_end, spend.c.period_end > d.c.d_start)).outerjoin(
                 sources, sources.c.id == spend.c.source_id
             )
         )
         .where(spend.c.kind.in_(kinds))
         .group_by(d.c.label, grp)
     )
-    return {(r.label, r.grp): Decimal(r.amount) for r in ctx.conn.execute(stmt)}
+    cent = Decimal("0.01")
+    return {(r.label, r.grp): Decimal(str(r.amount)).quantize(cent) for r in ctx.conn.execute(stmt)}
 
 
 def _new_customers(ctx: Ctx) -> dict[tuple[str, Any], int]:

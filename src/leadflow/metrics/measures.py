@@ -17,8 +17,24 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Float, String, and_, case, cast, func, literal_column, null, or_, select
+from sqlalchemy import (
+    Connection,
+    Float,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import Cast, ColumnClause, Label, Null
 from sqlalchemy.sql.expression import FunctionElement
 
 from leadflow.db.tables import lead_events, leads, opportunities, owners
@@ -48,6 +64,23 @@ def _epoch_pg(element: epoch, compiler: Any, **kw: Any) -> str:
 @compiles(epoch)
 def _epoch_default(element: epoch, compiler: Any, **kw: Any) -> str:
     return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+class day_number(FunctionElement[float]):
+    """A date as a count of days (differences of two are whole days), on either database."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(day_number, "sqlite")
+def _day_number_sqlite(element: day_number, compiler: Any, **kw: Any) -> str:
+    return f"julianday({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(day_number)
+def _day_number_default(element: day_number, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} - DATE '1970-01-01')"
 
 
 def seconds_between(start: Any, end: Any) -> Any:
@@ -221,16 +254,40 @@ def first_in_period(ctx: Ctx, where: Any, grp: Any, distinct: Any = None) -> dic
     return {(r.label, r.grp): int(r.n) for r in ctx.conn.execute(stmt)}
 
 
+def is_null(expr: Any) -> bool:
+    """Is ``expr`` (a breakdown column) the constant NULL of "not broken down"?"""
+    expr = getattr(expr, "element", expr) if isinstance(expr, Label) else expr
+    if isinstance(expr, Cast):
+        expr = expr.clause
+    return isinstance(expr, Null) or (isinstance(expr, ColumnClause) and expr.is_literal and expr.name == "NULL")
+
+
+def keyed(ctx: Ctx, label: Any, grp: Any, whole: bool | None = None) -> tuple[list[Any], list[Any]]:
+    """The (label, grp) columns to select and the GROUP BY for them: a key that cannot vary (one
+    period; no breakdown) is carried by max() and left out of the GROUP BY — SQLite sorts every
+    row for a GROUP BY, even one by a constant. Without a GROUP BY an empty input still gives a
+    row, with a NULL label: callers skip it."""
+    one = len(ctx.periods) == 1
+    whole = is_null(grp) if whole is None else whole
+    plain = getattr(grp, "element", grp) if isinstance(grp, Label) else grp
+    columns = [
+        func.max(label).label("label") if one else label,
+        func.max(plain).label("grp") if whole else grp,
+    ]
+    return columns, [c for c, fixed in ((label, one), (grp, whole)) if not fixed]
+
+
 def counts(ctx: Ctx, frm: Any, at: Any, grp: Any, *where: Any, value: Any = None) -> dict[tuple[str, Any], Any]:
     """``value`` (default: count of rows) of ``frm`` whose time ``at`` falls in each period."""
     p = ctx.table()
+    columns, group_by = keyed(ctx, p.c.label, grp)
     stmt = (
-        select(p.c.label, grp, (func.count() if value is None else value).label("n"))
+        select(*columns, (func.count() if value is None else value).label("n"))
         .select_from(frm.join(p, and_(at >= p.c.p_start, at < p.c.p_end)))
         .where(*where)
-        .group_by(p.c.label, grp)
+        .group_by(*group_by)
     )
-    return {(r.label, r.grp): r.n for r in ctx.conn.execute(stmt)}
+    return {(r.label, r.grp): r.n for r in ctx.conn.execute(stmt) if r.label is not None}
 
 
 def count_rows(ctx: Ctx, found: dict[tuple[str, Any], Any], **extra: Any) -> list[dict[str, Any]]:
@@ -294,12 +351,13 @@ def population_rate(ctx: Ctx, pop: Any, reason: str = "no population in this per
         num = counts(ctx, pop, pop.c.t1, pop.c.grp)
         return merge_rates(ctx, num, den, reason)
     reached = and_(pop.c.t1.is_not(None), seconds_between(pop.c.t0, pop.c.t1) <= ctx.maturity)
+    columns, group_by = keyed(ctx, p.c.label, pop.c.grp, whole=ctx.q.by is None)
     stmt = (
-        select(p.c.label, pop.c.grp, func.count().label("den"), func.sum(case((reached, 1), else_=0)).label("num"))
+        select(*columns, func.count().label("den"), func.sum(case((reached, 1), else_=0)).label("num"))
         .select_from(pop.join(p, and_(pop.c.t0 >= p.c.p_start, pop.c.t0 < p.c.p_end)))
-        .group_by(p.c.label, pop.c.grp)
+        .group_by(*group_by)
     )
-    found = list(ctx.conn.execute(stmt))
+    found = [r for r in ctx.conn.execute(stmt) if r.label is not None]
     return merge_rates(ctx, {(r.label, r.grp): r.num for r in found}, {(r.label, r.grp): r.den for r in found}, reason)
 
 
@@ -314,28 +372,28 @@ def durations(
     secs = case((pop.c.t1.is_not(None), seconds_between(pop.c.t0, pop.c.t1)), else_=None).label("secs")
     d = select(*keys, secs).select_from(pop.join(p, and_(at >= p.c.p_start, at < p.c.p_end))).offset(0).subquery("d")
     part = [d.c.label, d.c.grp] + ([d.c[extra_key]] if extra_key else [])
-    ranked = select(
-        *part,
-        d.c.secs,
-        func.row_number().over(partition_by=part, order_by=d.c.secs.asc().nulls_last()).label("rn"),
-        func.count(d.c.secs).over(partition_by=part).label("n"),
-    ).subquery("r")
-    rpart = [ranked.c.label, ranked.c.grp] + ([ranked.c[extra_key]] if extra_key else [])
-
-    def nearest(pct: int) -> Any:
-        return func.max(case((ranked.c.rn == (ranked.c.n * pct + 99) // 100, ranked.c.secs), else_=None))
-
-    stmt = select(
-        *rpart,
-        func.count(ranked.c.secs).label("done"),
-        (func.count() - func.count(ranked.c.secs)).label("pending"),
-        func.avg(ranked.c.secs).label("mean"),
-        nearest(50).label("median"),
-        nearest(90).label("p90"),
-    ).group_by(*rpart)
+    # Keys that cannot vary (one period; no breakdown) are carried as literals, neither sorted
+    # along nor grouped by: a year of leads then sorts little more than the durations themselves.
+    fixed = {"label": ctx.periods[0].label} if len(ctx.periods) == 1 else {}
+    if ctx.q.by is None:
+        fixed["grp"] = None
+    if ctx.conn.dialect.name == "postgresql":
+        # percentile_disc(f) is the nearest rank ceil(f * n): one in-memory sort per group for
+        # both ranks, no window.
+        stmt = select(
+            *[literal(fixed[c.key], c.type).label(c.key) if c.key in fixed else c for c in part],
+            func.count(d.c.secs).label("done"),
+            (func.count() - func.count(d.c.secs)).label("pending"),
+            func.avg(d.c.secs).label("mean"),
+            type_coerce(func.percentile_disc(array([0.5, 0.9])).within_group(d.c.secs), ARRAY(Float())).label("ranks"),
+        ).group_by(*[c for c in part if c.key not in fixed])
+    else:
+        stmt = _nearest_ranks(d, part, fixed)
     out = []
     for r in ctx.conn.execute(stmt):
-        m = r._mapping
+        m = dict(r._mapping)
+        if "ranks" in m:
+            m["median"], m["p90"] = m.pop("ranks") or (None, None)
         done = int(m["done"])
 
         def hours(v: Any) -> float | None:
@@ -357,6 +415,35 @@ def durations(
             row[extra_key] = m[extra_key]
         out.append(row)
     return sorted(out, key=lambda r: (r["period"], str(r["group"]), str(r.get(extra_key or "", ""))))
+
+
+def _nearest_ranks(d: Any, part: list[Any], fixed: dict[str, Any]) -> Any:
+    """Median and p90 by nearest rank (the value at rank ceil(n * pct / 100)) with a window function
+    partitioned by the columns of ``part`` that vary; those in ``fixed`` take one known value
+    (one period, no breakdown), so they are neither sorted along nor partitioned by — a year of
+    leads under one window sorts little more than the durations themselves."""
+    window = [c for c in part if c.key not in fixed]
+    over = {"partition_by": window} if window else {}
+    ranked = select(
+        *window,
+        d.c.secs,
+        func.row_number().over(**over, order_by=d.c.secs.asc().nulls_last()).label("rn"),
+        func.count(d.c.secs).over(**over).label("n"),
+    ).subquery("r")
+    rwindow = [ranked.c[c.key] for c in window]
+    rpart = [literal(fixed[c.key], c.type).label(c.key) if c.key in fixed else ranked.c[c.key] for c in part]
+
+    def nearest(pct: int) -> Any:
+        return func.max(case((ranked.c.rn == (ranked.c.n * pct + 99) // 100, ranked.c.secs), else_=None))
+
+    return select(
+        *rpart,
+        func.count(ranked.c.secs).label("done"),
+        (func.count() - func.count(ranked.c.secs)).label("pending"),
+        func.avg(ranked.c.secs).label("mean"),
+        nearest(50).label("median"),
+        nearest(90).label("p90"),
+    ).group_by(*rwindow)
 
 
 def lead_population(ctx: Ctx, t1: Any, *where: Any, t0: Any = None, grp: Any = None, restrict: bool = True) -> Any:

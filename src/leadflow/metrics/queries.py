@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, case, func, literal_column, select
 
 from leadflow.db.tables import lead_events, leads
 from leadflow.errors import InvalidInput, Problem
+from leadflow.metrics import milestones
 from leadflow.metrics.periods import Period, bounds, periods_table, split
 from leadflow.workspace import Workspace
 
@@ -69,13 +70,20 @@ def _live() -> Any:
 def lead_volume(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[str, Any]]:
     p = periods_table(q.periods(ws.config.workspace.timezone))
     group, group_by = _group(q)
+    # A key that cannot vary (one period; no breakdown) is not grouped by: SQLite sorts every row
+    # for a GROUP BY, even one by a constant (an empty input then gives a row without a label).
+    one_period, whole = len(q.periods(ws.config.workspace.timezone)) == 1, not group_by
+    label = func.max(p.c.label).label("label") if one_period else p.c.label
+    grp = func.max(group).label("grp") if whole else group
     stmt = (
-        select(p.c.label, group, func.count().label("value"))
+        select(label, grp, func.count().label("value"))
         .select_from(leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)))
         .where(_live())
-        .group_by(p.c.label, *group_by)
+        .group_by(*([] if one_period else [p.c.label]), *group_by)
     )
-    return [{"period": r.label, "group": r.grp, "value": int(r.value)} for r in conn.execute(stmt)]
+    return [
+        {"period": r.label, "group": r.grp, "value": int(r.value)} for r in conn.execute(stmt) if r.label is not None
+    ]
 
 
 def net_lead_flow(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[str, Any]]:
@@ -142,32 +150,39 @@ def stage_reached(conn: Connection, ws: Workspace, q: MetricQuery) -> list[dict[
     p = periods_table(q.periods(ws.config.workspace.timezone))
     rank = case({stage: i for i, stage in enumerate(order)}, value=lead_events.c.stage, else_=-1)
     group, _ = _group(q)
-    # The furthest rank of every lead, read from the stage-history index alone, then joined to
-    # the cohort (not a lookup of each cohort lead's whole event history).
-    furthest = (
-        select(lead_events.c.lead_id.label("lead_id"), func.max(rank).label("furthest"))
-        .where(lead_events.c.type == literal_column("'stage_changed'"))
-        .group_by(lead_events.c.lead_id)
-        .subquery("furthest")
-    )
-    per_lead = (
-        select(p.c.label.label("period"), group, furthest.c.furthest)
-        .select_from(
-            leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end)).join(
-                furthest, furthest.c.lead_id == leads.c.id
-            )
+    # The furthest rank of every lead: from the milestone table (kept by a watermark), else read
+    # from the stage-history index alone and joined to the cohort (not a lookup of each cohort
+    # lead's whole event history).
+    per_lead = milestones.per_lead(conn, ws, p, group, q.by is not None)
+    if per_lead is None:
+        furthest = (
+            select(lead_events.c.lead_id.label("lead_id"), func.max(rank).label("furthest"))
+            .where(lead_events.c.type == literal_column("'stage_changed'"))
+            .group_by(lead_events.c.lead_id)
+            .subquery("furthest")
         )
-        .where(_live())
-        .subquery()
-    )
+        created = leads.join(p, and_(leads.c.created_at >= p.c.p_start, leads.c.created_at < p.c.p_end))
+        per_lead = (
+            select(p.c.label.label("period"), group, furthest.c.furthest)
+            .select_from(created.join(furthest, furthest.c.lead_id == leads.c.id))
+            .where(_live())
+            .subquery()
+        )
     columns = [func.count().label("cohort")]
     columns += [func.sum(case((per_lead.c.furthest >= i, 1), else_=0)).label(f"reached_{i}") for i in range(len(order))]
     columns += [
         func.sum(case((per_lead.c.furthest == i, 1), else_=0)).label(f"furthest_{i}") for i in range(len(order))
     ]
-    stmt = select(per_lead.c.period, per_lead.c.grp, *columns).group_by(per_lead.c.period, per_lead.c.grp)
+    # Group only by what varies: grouping a year's cohort by constant columns costs a sort.
+    one_period, whole = len(q.periods(ws.config.workspace.timezone)) == 1, q.by is None
+    keys = [per_lead.c.period] * (not one_period) + [per_lead.c.grp] * (not whole)
+    period = func.max(per_lead.c.period).label("period") if one_period else per_lead.c.period
+    grp = func.max(per_lead.c.grp).label("grp") if whole else per_lead.c.grp
+    stmt = select(period, grp, *columns).group_by(*keys)
     rows = []
     for r in conn.execute(stmt):
+        if r.period is None:  # no cohort at all (an aggregate without GROUP BY still gives a row)
+            continue
         m = r._mapping
         cohort = int(m["cohort"])
         rows.append(

@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadflow.errors import InvalidInput, NotFound, Problem
-from leadflow.metrics import attribution
+from leadflow.metrics import attribution, milestones
 from leadflow.metrics import catalogue as _catalogue  # noqa: F401 - registers every metric
 from leadflow.metrics.periods import GRAINS
 from leadflow.metrics.queries import MetricQuery
 from leadflow.metrics.registry import METRICS, Metric
+from leadflow.metrics.scope import scoped
 from leadflow.metrics.stats import compare_rates
 from leadflow.workspace import Workspace
 
@@ -69,6 +70,19 @@ def make_query(
     return query
 
 
+def tune(conn: Connection) -> None:
+    """Settings for the reading transaction of a metric, on PostgreSQL: enough working memory for
+    the hash aggregates and sorts over a year of leads to stay in memory (the 4 MB default spills
+    them to disk), no JIT compilation (it costs more than it saves on these queries), and the page
+    cost of data in memory, so that looking up a few thousand customers' touches by lead uses the
+    index instead of hashing the whole event log (ROAS over 1M leads: 2 s → 0.5 s). ``SET LOCAL``
+    ends with the transaction."""
+    if conn.dialect.name == "postgresql" and conn.in_transaction():
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+
+
 def get_metric(metric_id: str) -> Metric:
     metric = METRICS.get(metric_id)
     if metric is None:
@@ -77,11 +91,23 @@ def get_metric(metric_id: str) -> Metric:
 
 
 def compute(
-    ws: Workspace, conn: Connection, metric_id: str, query: MetricQuery, *, compare: bool = False
+    ws: Workspace,
+    conn: Connection,
+    metric_id: str,
+    query: MetricQuery,
+    *,
+    compare: bool = False,
+    readable: Any = None,
 ) -> dict[str, Any]:
     """The metric for the query; with ``compare``, each row also carries the previous period's
-    value (the same length of time just before ``from``) and the change."""
+    value (the same length of time just before ``from``) and the change.
+
+    ``readable`` is the viewer's WHERE clause over ``leads`` (``dashboard.access.readable_leads``):
+    every statement of the computation then reads only those leads and their events,
+    opportunities and revenue. None reads the whole workspace."""
     metric = get_metric(metric_id)
+    tune(conn)
+    conn = scoped(conn, readable)
     rows = metric.compute(conn, ws, query)
     out = {
         **metric.describe(),
@@ -121,11 +147,21 @@ def _change(now: Any, before: Any) -> float | None:
 
 
 def compare_sources(
-    ws: Workspace, conn: Connection, metric_id: str, query: MetricQuery, a: str | None = None, b: str | None = None
+    ws: Workspace,
+    conn: Connection,
+    metric_id: str,
+    query: MetricQuery,
+    a: str | None = None,
+    b: str | None = None,
+    *,
+    readable: Any = None,
 ) -> dict[str, Any]:
     """Is one source's rate really different from another's? Every pair asked for (or every source
-    against all the others together) with a z-test / Fisher's exact test and a verdict."""
+    against all the others together) with a z-test / Fisher's exact test and a verdict (over the
+    leads ``readable`` lets the viewer read, as in :func:`compute`)."""
     metric = get_metric(metric_id)
+    tune(conn)
+    conn = scoped(conn, readable)
     if metric.unit != "rate":
         raise InvalidInput("not a rate", [Problem("id", "sources can be compared on rate metrics only")])
     if query.grain is not None:
@@ -167,22 +203,25 @@ def compare_sources(
     }
 
 
-def dashboard(ws: Workspace, conn: Connection, start: date, end: date) -> dict[str, Any]:
+def dashboard(ws: Workspace, conn: Connection, start: date, end: date, *, readable: Any = None) -> dict[str, Any]:
     """The dashboard set: net lead flow, funnel, conversion by source, velocity, SLA attainment,
-    CPL, CAC and ROAS."""
+    CPL, CAC and ROAS. The milestone table is brought up to date first, in a transaction of its
+    own (the figures do not depend on it: stage events past the watermark are read too)."""
+    milestones.refresh(ws)
     month = MetricQuery(start=start, end=end, grain="month")
     whole = MetricQuery(start=start, end=end)
     by_source = MetricQuery(start=start, end=end, by="source")
-    return {
-        "net_lead_flow": compute(ws, conn, "net_lead_flow", month),
-        "funnel": compute(ws, conn, "stage_reached", whole),
-        "conversion_by_source": compute(ws, conn, "lead_conversion_rate", by_source),
-        "deal_velocity": compute(ws, conn, "deal_velocity", whole),
-        "response_time": compute(ws, conn, "response_time", whole),
-        "cost_per_lead": compute(ws, conn, "cost_per_lead", by_source),
-        "cac": compute(ws, conn, "cac", month),
-        "roas": compute(ws, conn, "roas", by_source),
+    sets = {
+        "net_lead_flow": ("net_lead_flow", month),
+        "funnel": ("stage_reached", whole),
+        "conversion_by_source": ("lead_conversion_rate", by_source),
+        "deal_velocity": ("deal_velocity", whole),
+        "response_time": ("response_time", whole),
+        "cost_per_lead": ("cost_per_lead", by_source),
+        "cac": ("cac", month),
+        "roas": ("roas", by_source),
     }
+    return {name: compute(ws, conn, m, q, readable=readable) for name, (m, q) in sets.items()}
 
 
 def overview(ws: Workspace, conn: Connection, start: Any, end: Any) -> dict[str, Any]:
