@@ -1,7 +1,7 @@
 """indexes for the capture path: each owner's open leads; a lead's open review items
 
 Revision ID: 0014_open_leads
-Revises: 0011_dashboard
+Revises: 0012_milestones
 Create Date: 2026-12-02 14:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_open_leads"
-down_revision = "0011_dashboard"
+down_revision = "0012_milestones"
 branch_labels = None
 depends_on = None
 
