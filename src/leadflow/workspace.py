@@ -33,7 +33,7 @@ from leadflow.config.loader import CONFIG_FILE, LoadedConfig, load_config_file, 
 from leadflow.config.settings import Settings, get_settings
 from leadflow.config.workspace import StageRule, WorkspaceConfig
 from leadflow.db import migrate
-from leadflow.db.engine import make_engine, read_options, sqlite_url
+from leadflow.db.engine import make_engine, read_options, sqlite_url, statistics_keeper
 from leadflow.db.tables import config_versions
 from leadflow.errors import LeadflowError
 from leadflow.qualify.criteria import CriteriaModel, ReviewRules
@@ -172,6 +172,7 @@ class Workspace:
         # SQLite has one writer at a time. Threads of this process queue on a lock (woken at
         # once) instead of on SQLite's busy handler (which sleeps and polls, up to 100 ms a try).
         self._write_lock = _sqlite_write_lock(engine)
+        self._statistics = statistics_keeper(engine)  # PostgreSQL: analyse what writes made stale
         # True in simulations and backtests: no email to real people about made-up leads.
         self.quiet = False
         # Per-database caches that domain modules keep (e.g. the routing directory); shared by
@@ -295,6 +296,8 @@ class Workspace:
             return
         with self._write_lock, conn.begin():
             yield conn
+        if self._statistics is not None:
+            self._statistics.poke()
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:

@@ -12,6 +12,8 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
+import weakref
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -71,12 +73,7 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
             json_serializer=dumps,
             json_deserializer=loads,
         )
-        analyzer = StatisticsKeeper(engine)
-
-        @event.listens_for(engine, "engine_disposed")
-        def _on_dispose(_engine: Any) -> None:
-            analyzer.stop()
-
+        _KEEPERS[engine] = StatisticsKeeper(engine)
         return engine
     raise LeadflowError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
 
@@ -120,14 +117,16 @@ class WalCheckpointer:
 
 
 class StatisticsKeeper:
-    """Keeps PostgreSQL's planner statistics current from a background thread.
+    """Keeps PostgreSQL's planner statistics current while the database is being written.
 
     A table that grew from empty is planned as if still empty until it is analysed: the capture
     path's key lookups then walk every lead (measured: 5 ms a lookup at 1,000 leads instead of
     0.1 ms). Autovacuum analyses within a minute when it is on; some servers run with it off.
-    Every few seconds this analyses the tables of our schema that changed by more than
-    autovacuum's own threshold (50 rows + 10%) since their last analysis; ANALYZE does not block
-    reads or writes.
+    At most every few seconds, after a write transaction (:meth:`poke`), a short-lived thread
+    analyses the tables of our schema that changed by more than autovacuum's own threshold
+    (50 rows + 10%) since their last analysis; ANALYZE does not block reads or writes. No thread
+    lives on between checks, and the engine is only weakly referenced: an engine nobody uses
+    any more is not kept open by its keeper.
     """
 
     STALE = (
@@ -136,24 +135,34 @@ class StatisticsKeeper:
     )
 
     def __init__(self, engine: Engine, interval: float = 2.0) -> None:
-        self._engine = engine
+        self._engine = weakref.ref(engine)
         self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="leadflow-pg-analyze", daemon=True)
-        self._thread.start()
+        self._last = time.monotonic()
+        self._busy = threading.Lock()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.analyze_stale()
-            except SQLAlchemyError:  # a busy or restarting server: try again next tick
-                log.debug("statistics check failed; trying again in %.0f s", self._interval, exc_info=True)
+    def poke(self) -> None:
+        """Check in the background, unless a check ran less than ``interval`` ago or still runs."""
+        now = time.monotonic()
+        if now - self._last < self._interval or not self._busy.acquire(blocking=False):
+            return
+        self._last = now
+        threading.Thread(target=self._check, name="leadflow-pg-analyze", daemon=True).start()
 
-    def analyze_stale(self) -> list[str]:
+    def _check(self) -> None:
+        try:
+            engine = self._engine()
+            if engine is not None:
+                self.analyze_stale(engine)
+        except SQLAlchemyError:  # a busy or restarting server: the next poke tries again
+            log.debug("statistics check failed", exc_info=True)
+        finally:
+            self._busy.release()
+
+    def analyze_stale(self, engine: Engine) -> list[str]:
         """Analyse the stale tables, one transaction each, never waiting long for a lock (a
         migration or a TRUNCATE goes first); returns the tables analysed."""
         done = []
-        with self._engine.connect() as conn:
+        with engine.connect() as conn:
             stale = list(conn.exec_driver_sql(self.STALE).scalars())
             conn.rollback()
             for table in stale:
@@ -166,10 +175,13 @@ class StatisticsKeeper:
                     conn.rollback()
         return done
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+
+_KEEPERS: weakref.WeakKeyDictionary[Engine, StatisticsKeeper] = weakref.WeakKeyDictionary()
+
+
+def statistics_keeper(engine: Engine) -> StatisticsKeeper | None:
+    """The engine's statistics keeper (PostgreSQL engines made by :func:`make_engine`)."""
+    return _KEEPERS.get(engine)
 
 
 _BEGIN = {"IMMEDIATE": "BEGIN IMMEDIATE", "DEFERRED": "BEGIN DEFERRED", "EXCLUSIVE": "BEGIN EXCLUSIVE"}
