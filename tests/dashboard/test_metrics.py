@@ -186,6 +186,10 @@ def test_the_page_and_its_htmx_fragment_follow_the_filters_in_the_url(
     assert '<option value="sales" selected>' in linked.text
     unknown = client.get("/app/metrics", params={"campaign": "no-such-campaign", "team": "nobody"})
     assert unknown.status_code == 200 and "no-such-campaign" not in unknown.text
+    for path in ("/app/metrics", "/app/metrics/economics"):  # both routes share the filters' checks
+        for params, field in (({"months": 0}, "months"), ({"months": 37}, "months"), ({"source": "x" * 65}, "source")):
+            refused = client.get(path, params=params)
+            assert refused.status_code == 422 and field in refused.text, (path, params, refused.text[:200])
     client.close()
 
 

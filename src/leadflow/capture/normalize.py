@@ -96,7 +96,8 @@ _SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
 
 
 @lru_cache(maxsize=8192)
-def _checked_domain(domain: str) -> str:
+def _checked_domain(domain: str) -> str | None:
+    """The domain as email_validator normalises it, or None when it refuses it."""
     plain = domain.lower()
     if (
         domain.isascii()
@@ -106,7 +107,10 @@ def _checked_domain(domain: str) -> str:
         and not any(plain == d or plain.endswith("." + d) for d in _SPECIAL_USE)
     ):
         return plain
-    return validate_email(f"a@{domain}", check_deliverability=False).domain
+    try:
+        return validate_email(f"a@{domain}", check_deliverability=False).domain
+    except EmailNotValidError:
+        return None
 
 
 def checked_email(address: str) -> str:
@@ -115,13 +119,10 @@ def checked_email(address: str) -> str:
     other address, and every invalid one, goes through email_validator whole."""
     local, at, domain = address.rpartition("@")
     if at and len(local) <= MAX_LOCAL and _PLAIN_LOCAL.match(local):
-        try:
-            normalized = f"{local}@{_checked_domain(domain)}"
-        except EmailNotValidError:
-            pass
-        else:
-            if len(normalized) <= MAX_ADDRESS:
-                return normalized
+        host = _checked_domain(domain)
+        if host is not None and len(local) + 1 + len(host) <= MAX_ADDRESS:
+            return f"{local}@{host}"
+    # anything else, and every refusal (its message comes from email_validator)
     return validate_email(address, check_deliverability=False).normalized
 
 

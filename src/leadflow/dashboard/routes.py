@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from leadflow import events as ev
@@ -22,6 +23,7 @@ from leadflow.errors import LeadflowError, NotFound
 from leadflow.web.templates import templates
 from leadflow.workspace import Workspace
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/app", include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 NAV = [
@@ -516,10 +518,20 @@ class _MetricsView:
         return urlencode([(k, v) for k, v in [*pairs, ("model", self.model)] if v])
 
 
+MONTHS = Annotated[int, Query(ge=1, le=36)]
+NAME = Annotated[str | None, Query(max_length=64)]
+
+
 def _metrics_view(
-    request: Request, months: int, source: str | None, campaign: str | None, team: str | None, model: str | None
+    request: Request,
+    months: MONTHS = 12,
+    source: NAME = None,
+    campaign: NAME = None,
+    team: NAME = None,
+    model: NAME = None,
 ) -> tuple[User, _MetricsView]:
-    """Parse and authorise the metrics filters: a value the viewer has no leads for is dropped."""
+    """The metrics routes' dependency: parse and authorise the period, filters and attribution
+    model of the query string; a value the viewer has no leads for is dropped."""
     from leadflow.metrics.attribution import MODELS
 
     user = _signed_in(request, "metrics")
@@ -550,24 +562,19 @@ def _metrics_view(
     return user, _MetricsView(f, model if model in MODELS else "linear", months, choices, version, viewer)
 
 
-MONTHS = Annotated[int, Query(ge=1, le=36)]
-NAME = Annotated[str | None, Query(max_length=64)]
+MetricsView = Annotated[tuple[User, _MetricsView], Depends(_metrics_view)]
 
 
 @router.get("/metrics")
 def metrics(
     request: Request,
-    months: MONTHS = 12,
-    source: NAME = None,
-    campaign: NAME = None,
-    team: NAME = None,
-    model: NAME = None,
+    asked: MetricsView,
 ) -> Response:
     """The metrics page; asked by HTMX (the filter form), only the figures and charts below it.
     CPL, CAC and ROAS follow in a fragment of their own (``/app/metrics/economics``)."""
     from leadflow.metrics.attribution import MODELS
 
-    user, view = _metrics_view(request, months, source, campaign, team, model)
+    user, view = asked
     ws = _ws(request)
     f = view.filters
     with ws.reader() as conn:
@@ -593,14 +600,10 @@ def metrics(
 @router.get("/metrics/economics")
 def metrics_economics(
     request: Request,
-    months: MONTHS = 12,
-    source: NAME = None,
-    campaign: NAME = None,
-    team: NAME = None,
-    model: NAME = None,
+    asked: MetricsView,
 ) -> Response:
     """CPL, CAC and ROAS by campaign and by source for the metrics page's view (a fragment)."""
-    user, view = _metrics_view(request, months, source, campaign, team, model)
+    user, view = asked
     ws = _ws(request)
     f = view.filters
     with ws.reader() as conn:
@@ -665,8 +668,8 @@ class _Advice:
             with self.lock:
                 if self.key != key or self.event != event:
                     self._build(ws, key, event)
-        except LeadflowError:
-            pass  # the request that needs them reports it
+        except LeadflowError as exc:  # the request that needs the inputs reports it to its user
+            log.info("threshold advice inputs not rebuilt: %s", exc.message)
         finally:
             self.refreshing = False
 

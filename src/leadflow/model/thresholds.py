@@ -77,18 +77,27 @@ class AdviceInputs:
     as_of: datetime
 
 
+def _check_request(
+    *, weeks: int | None = None, using: str | None = None, capacity_per_week: float | None = None
+) -> None:
+    """Every problem of an advice request at once, each naming its field (what is given is checked)."""
+    problems = []
+    if capacity_per_week is not None and capacity_per_week <= 0:
+        problems.append(Problem("capacity", "the team's capacity must be more than 0 leads per week"))
+    if weeks is not None and not 1 <= weeks <= 104:
+        problems.append(Problem("weeks", "look back between 1 and 104 weeks"))
+    if using is not None and using not in ("auto", "model", "rules"):
+        problems.append(Problem("using", "one of auto, model, rules"))
+    if problems:
+        raise InvalidInput("cannot advise a threshold", problems)
+
+
 def advice_inputs(
     ws: Workspace, conn: Connection, *, weeks: int = 8, using: str = "auto", outcome_window_days: int = 90
 ) -> AdviceInputs:
     """The scores and outcomes advice needs, on the active model's score (``using="model"``), the
     rule score (``"rules"``), or the model when one is active (``"auto"``)."""
-    problems = []
-    if not 1 <= weeks <= 104:
-        problems.append(Problem("weeks", "look back between 1 and 104 weeks"))
-    if using not in ("auto", "model", "rules"):
-        problems.append(Problem("using", "one of auto, model, rules"))
-    if problems:
-        raise InvalidInput("cannot advise a threshold", problems)
+    _check_request(weeks=weeks, using=using)
     active = registry.active(ws, conn)
     if using == "model" and active is None:
         raise InvalidInput("no model is active", [Problem("using", "activate a model or use rules")])
@@ -124,11 +133,7 @@ def advice_inputs(
 
 def advise_with(ws: Workspace, inputs: AdviceInputs, capacity_per_week: float) -> dict[str, Any]:
     """Advice for a capacity from inputs already built."""
-    if capacity_per_week <= 0:
-        raise InvalidInput(
-            "cannot advise a threshold",
-            [Problem("capacity", "the team's capacity must be more than 0 leads per week")],
-        )
+    _check_request(capacity_per_week=capacity_per_week)
     out = advise_from(inputs.past, inputs.outcomes, inputs.recent, inputs.weeks, capacity_per_week, step=5)
     out["score"] = inputs.score
     out["current_mql_threshold"] = ws.rules.scoring.mql_threshold
@@ -146,14 +151,6 @@ def advise(
 ) -> dict[str, Any]:
     """Advice for this workspace, on the active model's score (``using="model"``), the rule
     score (``"rules"``), or the model when one is active (``"auto"``)."""
-    problems = []
-    if capacity_per_week <= 0:
-        problems.append(Problem("capacity", "the team's capacity must be more than 0 leads per week"))
-    if not 1 <= weeks <= 104:
-        problems.append(Problem("weeks", "look back between 1 and 104 weeks"))
-    if using not in ("auto", "model", "rules"):
-        problems.append(Problem("using", "one of auto, model, rules"))
-    if problems:
-        raise InvalidInput("cannot advise a threshold", problems)
+    _check_request(weeks=weeks, using=using, capacity_per_week=capacity_per_week)
     inputs = advice_inputs(ws, conn, weeks=weeks, using=using, outcome_window_days=outcome_window_days)
     return advise_with(ws, inputs, capacity_per_week)
