@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from leadflow import events as ev
 from leadflow.capture.normalize import Capture
@@ -41,6 +41,8 @@ from leadflow.workspace import Ruleset, Workspace
 
 _INSERT_LEAD = Prepared(insert(leads).returning(leads.c.id), column_keys=LEAD_COLUMNS)
 _INSERT_LEADS = insert(leads).returning(leads.c.id, sort_by_parameter_order=True)
+_INSERT_LEADS_WITH_IDS = Prepared(insert(leads), column_keys=("id", *LEAD_COLUMNS))
+_LAST_LEAD_ID = select(func.coalesce(func.max(leads.c.id), 0))
 _UPDATE_LEAD = Prepared(update(leads).where(leads.c.id == bindparam("_id")), column_keys=LEAD_COLUMNS)
 ATTRIBUTION_FIELDS = ("source", "medium", "campaign", "landing_page", "referrer", "capture_context")
 PERSONAL_CAPTURE_FIELDS = ("email", "email_key", "first_name", "last_name", "phone", "notes")
@@ -357,16 +359,21 @@ def _write(ws: Workspace, conn: Connection, plans: list[_Plan]) -> list[LeadResu
 
     new = [p for p in plans if p.before is None]
     old = [p for p in plans if p.before is not None]
-    if new:
-        rows = [{k: p.lead[k] for k in LEAD_COLUMNS} for p in new]
-        if len(rows) == 1:
-            ids = [_INSERT_LEAD.execute(conn, rows[0])[0]["id"]]
-        else:
-            ids = conn.execute(_INSERT_LEADS, rows).scalars().all()
+    if len(new) == 1:
+        new[0].lead["id"] = _INSERT_LEAD.execute(conn, new[0].lead)[0]["id"]
+    elif new and conn.dialect.name == "sqlite":
+        # The transaction holds SQLite's write lock, so the next rowids are ours to give: one
+        # executemany instead of a multi-row INSERT ... RETURNING built by SQLAlchemy.
+        last = conn.execute(_LAST_LEAD_ID).scalar_one()
+        for i, plan in enumerate(new, 1):
+            plan.lead["id"] = last + i
+        _INSERT_LEADS_WITH_IDS.executemany(conn, [p.lead for p in new])
+    elif new:
+        ids = conn.execute(_INSERT_LEADS, [{k: p.lead[k] for k in LEAD_COLUMNS} for p in new]).scalars().all()
         for plan, lead_id in zip(new, ids, strict=True):
             plan.lead["id"] = lead_id
     if old:
-        _UPDATE_LEAD.executemany(conn, [{"_id": p.lead["id"], **{k: p.lead[k] for k in LEAD_COLUMNS}} for p in old])
+        _UPDATE_LEAD.executemany(conn, [{"_id": p.lead["id"], **p.lead} for p in old])
 
     link_visitors(conn, [(p.link_visitor, p.lead["id"]) for p in plans if p.link_visitor])
     rows = []

@@ -46,17 +46,21 @@ class UtcDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
-        last: list[Any] = [None, None]  # the same moment is bound many times per lead (its events)
+        # The same two moments (when it happened, when it was recorded) are bound many times per
+        # lead, alternately (its events): the last few texts are kept by object identity.
+        recent: list[tuple[datetime, str]] = []
 
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            if value is last[0]:
-                return last[1]  # type: ignore[no-any-return]
+            for moment, known in recent:
+                if moment is value:
+                    return known
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r}: leadflow stores aware UTC times only")
             text = (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(" ", "microseconds")[:26]
-            last[:] = value, text
+            recent.insert(0, (value, text))
+            del recent[4:]
             return text
 
         return process

@@ -1,15 +1,17 @@
 """Assignment strategies within a team, and capacity caps.
 
 The team's round-robin cursor is advanced with one ``UPDATE ... RETURNING`` and caps are taken
-with a conditional ``UPDATE ... WHERE assigned < cap``: both atomic on SQLite and PostgreSQL, so
-any number of API processes and workers share one fair rotation and never exceed a cap. Which
-owner a position means is a pure function of the members and the position.
+with one upsert whose update is conditional (``ON CONFLICT ... DO UPDATE ... WHERE assigned <
+cap``): both atomic on SQLite and PostgreSQL, so any number of API processes and workers share
+one fair rotation and never exceed a cap. Which owner a position means is a pure function of the
+members and the position.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,25 +26,22 @@ _ADVANCE = Prepared(
     .values(rr_cursor=teams.c.rr_cursor + bindparam("count"))
     .returning(teams.c.rr_cursor)
 )
-_ENSURE = {
-    "sqlite": Prepared(
-        sqlite.insert(owner_counters).on_conflict_do_nothing(), ("owner_id", "period", "period_start", "assigned")
-    ),
-    "postgresql": Prepared(
-        postgresql.insert(owner_counters).on_conflict_do_nothing(), ("owner_id", "period", "period_start", "assigned")
-    ),
-}
-_TAKE = Prepared(
-    update(owner_counters)
-    .where(
-        owner_counters.c.owner_id == bindparam("owner"),
-        owner_counters.c.period == bindparam("p"),
-        owner_counters.c.period_start == bindparam("start"),
-        owner_counters.c.assigned < bindparam("cap"),
+def _take_statement(dialect: Any) -> Prepared:
+    """One atomic statement: the period's counter row is created at 1, or counted up by one
+    while under the cap; it returns the new count, or nothing when the cap is reached."""
+    stmt = dialect.insert(owner_counters).values(
+        owner_id=bindparam("owner"), period=bindparam("p"), period_start=bindparam("start"), assigned=1
     )
-    .values(assigned=owner_counters.c.assigned + 1)
-    .returning(owner_counters.c.assigned)
-)
+    return Prepared(
+        stmt.on_conflict_do_update(
+            index_elements=["owner_id", "period", "period_start"],
+            set_={"assigned": owner_counters.c.assigned + 1},
+            where=owner_counters.c.assigned < bindparam("cap"),
+        ).returning(owner_counters.c.assigned)
+    )
+
+
+_TAKE = {"sqlite": _take_statement(sqlite), "postgresql": _take_statement(postgresql)}
 _GIVE_BACK = Prepared(
     update(owner_counters)
     .where(
@@ -102,9 +101,9 @@ def take_capacity(conn: Connection, candidate: Candidate, at: datetime) -> str |
     ):
         if cap is None:
             continue
-        ensure = _ENSURE[conn.dialect.name]
-        ensure.execute(conn, {"owner_id": candidate.id, "period": period, "period_start": start, "assigned": 0})
-        if not _TAKE.execute(conn, {"owner": candidate.id, "p": period, "start": start, "cap": cap}):
+        if cap < 1 or not _TAKE[conn.dialect.name].execute(
+            conn, {"owner": candidate.id, "p": period, "start": start, "cap": cap}
+        ):
             for p, s in taken:
                 _GIVE_BACK.execute(conn, {"owner": candidate.id, "p": p, "start": s})
             return f"{'daily' if period == 'd' else 'weekly'} cap of {cap} reached"
