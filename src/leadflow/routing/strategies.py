@@ -26,6 +26,8 @@ _ADVANCE = Prepared(
     .values(rr_cursor=teams.c.rr_cursor + bindparam("count"))
     .returning(teams.c.rr_cursor)
 )
+
+
 def _take_statement(dialect: Any) -> Prepared:
     """One atomic statement: the period's counter row is created at 1, or counted up by one
     while under the cap; it returns the new count, or nothing when the cap is reached."""
