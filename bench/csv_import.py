@@ -1,7 +1,12 @@
 """CSV import of simulated leads through the full pipeline (``leadflow import``), on SQLite:
 rows/s and peak memory, measured in a process of its own.
 
-    python -m bench csv_import [--rows 1000000]
+In the same run, the floor under it: the rows the pipeline stored for the first leads imported
+(the lead, its events, its match keys: what every imported lead writes), written again for
+``--floor-rows`` leads with nothing computed, in transactions of the import's size, through the
+same compiled statements. No import through any pipeline can store a lead faster than that.
+
+    python -m bench csv_import [--rows 1000000] [--floor-rows 200000]
 """
 
 from __future__ import annotations
@@ -49,6 +54,40 @@ print(json.dumps({"seconds": round(seconds, 2), "rows": summary.rows_read, "crea
 """
 
 
+FLOOR = """
+import json, random, sys, time
+from sqlalchemy import insert, select
+from leadflow.db.fastpath import Prepared
+from leadflow.db.tables import lead_events, lead_match_keys, leads
+from leadflow.leads.service import LEAD_COLUMNS
+from leadflow.workspace import Workspace
+source, target, total, batch = Workspace.open(sys.argv[1]), Workspace.open(sys.argv[2]), int(sys.argv[3]), 2000
+with source.reader() as conn:
+    people = [dict(r._mapping) for r in conn.execute(select(leads).order_by(leads.c.id).limit(batch))]
+    ids = [p["id"] for p in people]
+    history = [dict(r._mapping) for r in conn.execute(select(lead_events).where(lead_events.c.lead_id.in_(ids)))]
+    keys = [dict(r._mapping) for r in conn.execute(select(lead_match_keys).where(lead_match_keys.c.lead_id.in_(ids)))]
+source.close()
+event_columns = [c.name for c in lead_events.columns if c.name != "id"]
+put_leads = Prepared(insert(leads), column_keys=("id", *LEAD_COLUMNS))
+put_events = Prepared(insert(lead_events), column_keys=event_columns)
+put_keys = Prepared(insert(lead_match_keys), column_keys=("key", "lead_id"))
+rng = random.Random(7)
+began = time.perf_counter()
+for start in range(0, total, batch):
+    offset = {p["id"]: start + i + 1 for i, p in enumerate(people)}
+    with target.transaction() as conn:
+        put_leads.executemany(conn, [{**p, "id": offset[p["id"]], "email_key": f"{start}.{p['email_key']}"} for p in people])
+        put_events.executemany(conn, [{**e, "lead_id": offset[e["lead_id"]]} for e in history])
+        put_keys.executemany(conn, [{"key": rng.getrandbits(63), "lead_id": offset[k["lead_id"]]} for k in keys])
+seconds = time.perf_counter() - began
+target.close()
+n = -(-total // batch) * batch
+print(json.dumps({"rows": n, "seconds": round(seconds, 2), "rows_per_s": round(n / seconds, 1),
+                  "events_per_lead": round(len(history) / len(people), 2), "keys_per_lead": round(len(keys) / len(people), 2)}))
+"""
+
+
 def make_file(path: Path, rows: int, ws: Workspace) -> None:
     """``rows`` distinct leads: realistic people from the simulator, each email made unique."""
     templates = sample_leads(ws, min(rows, 20_000), seed=3)
@@ -78,6 +117,7 @@ def make_file(path: Path, rows: int, ws: Workspace) -> None:
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench csv_import")
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--floor-rows", type=int, default=200_000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="leadflow-import-") as tmp:
         root = Path(tmp)
@@ -96,6 +136,15 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             check=True,
         )
         figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+        (root / "floor").mkdir()
+        (root / "floor" / CONFIG_FILE).write_text(starter_config_text())
+        floor = subprocess.run(
+            [sys.executable, "-c", FLOOR, str(root / "ws"), str(root / "floor"), str(args.floor_rows)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures["floor_store_only"] = json.loads(floor.stdout.strip().splitlines()[-1])
     figures.update(
         file_mb=round(size_mb, 1),
         rows_per_s=round(figures["rows"] / figures["seconds"], 1),
@@ -105,6 +154,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         f"CSV import of {figures['rows']:,} leads ({figures['file_mb']} MB) through the pipeline: {figures['seconds']} s, "
         f"{figures['rows_per_s']:,.0f} rows/s, peak memory {figures['peak_rss_mb']} MB; created {figures['created']:,}, "
         f"merged {figures['merged']:,}, rejected {figures['rejected']:,}"
+    )
+    floor = figures["floor_store_only"]
+    figures["ratio_to_floor"] = round(figures["rows_per_s"] / floor["rows_per_s"], 3)
+    print(
+        f"floor, storing the same rows with nothing computed: {floor['rows']:,} leads in {floor['seconds']} s = "
+        f"{floor['rows_per_s']:,.0f} leads/s ({floor['events_per_lead']} events and {floor['keys_per_lead']} match keys "
+        f"a lead) → the import runs at {figures['ratio_to_floor']:.2f}× the floor"
     )
     print(f"wrote {write('csv_import', figures)}")
     return figures

@@ -19,6 +19,12 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
+# The texts of the last few moments bound, by object identity, shared by every time column: a
+# capture binds the same two or three moments a dozen times (the lead's times, its events' times).
+# Each entry keeps its datetime alive, so an identity can never be reused while it is listed.
+_RECENT: list[tuple[datetime, str]] = []
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in, timezone-aware UTC out; a naive datetime is refused."""
 
@@ -46,21 +52,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
-        # The same two moments (when it happened, when it was recorded) are bound many times per
-        # lead, alternately (its events): the last few texts are kept by object identity.
-        recent: list[tuple[datetime, str]] = []
-
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            for moment, known in recent:
+            for moment, known in _RECENT:
                 if moment is value:
                     return known
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r}: leadflow stores aware UTC times only")
             text = (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(" ", "microseconds")[:26]
-            recent.insert(0, (value, text))
-            del recent[4:]
+            _RECENT.insert(0, (value, text))
+            del _RECENT[8:]
             return text
 
         return process

@@ -71,7 +71,7 @@ def lead_lines(lead: Mapping[str, Any]) -> str:
         f"Score {lead.get('score')} (grade {lead.get('grade')}), stage {lead.get('stage')}, source {lead.get('source') or 'unknown'}",
     ]
     if lead.get("sla_due_at"):
-        lines.append(f"Respond by {lead['sla_due_at'].strftime('%Y-%m-%d %H:%M')} UTC")
+        lines.append(f"Respond by {lead['sla_due_at'].isoformat(' ', 'minutes')[:16]} UTC")  # strftime: 9 µs
     return "\n".join(lines)
 
 
