@@ -3,7 +3,7 @@ rows/s and peak memory, measured in a process of its own.
 
 In the same run, the floor under it: the rows the pipeline stored for the first leads imported
 (the lead, its events, its match keys: what every imported lead writes), written again for
-``--floor-rows`` leads with nothing computed, in transactions of the import's size, through the
+as many leads (``--floor-rows``) with nothing computed, in transactions of the import's size, through the
 same compiled statements. No import through any pipeline can store a lead faster than that.
 
     python -m bench csv_import [--rows 1000000] [--floor-rows 200000]
@@ -46,7 +46,7 @@ from leadflow.workspace import Workspace
 from leadflow.imports.service import import_file
 ws = Workspace.open(sys.argv[1])
 began = time.perf_counter()
-summary = import_file(ws, Path(sys.argv[2]), "leads", batch=2000)
+summary = import_file(ws, Path(sys.argv[2]), "leads")
 seconds = time.perf_counter() - began
 ws.close()
 print(json.dumps({"seconds": round(seconds, 2), "rows": summary.rows_read, "created": summary.created, "merged": summary.merged,
@@ -58,33 +58,42 @@ FLOOR = """
 import json, random, sys, time
 from sqlalchemy import insert, select
 from leadflow.db.fastpath import Prepared
-from leadflow.db.tables import lead_events, lead_match_keys, leads
+from leadflow.db.tables import accounts, lead_events, lead_match_keys, leads
+from leadflow.imports.service import BATCH
 from leadflow.leads.service import LEAD_COLUMNS
 from leadflow.workspace import Workspace
-source, target, total, batch = Workspace.open(sys.argv[1]), Workspace.open(sys.argv[2]), int(sys.argv[3]), 2000
+source, target, total, batch = Workspace.open(sys.argv[1]), Workspace.open(sys.argv[2]), int(sys.argv[3]), BATCH
 with source.reader() as conn:
     people = [dict(r._mapping) for r in conn.execute(select(leads).order_by(leads.c.id).limit(batch))]
     ids = [p["id"] for p in people]
     history = [dict(r._mapping) for r in conn.execute(select(lead_events).where(lead_events.c.lead_id.in_(ids)))]
     keys = [dict(r._mapping) for r in conn.execute(select(lead_match_keys).where(lead_match_keys.c.lead_id.in_(ids)))]
+    linked = {p["account_id"] for p in people if p["account_id"]}
+    companies = [dict(r._mapping) for r in conn.execute(select(accounts).where(accounts.c.id.in_(linked)))]
 source.close()
 event_columns = [c.name for c in lead_events.columns if c.name != "id"]
 put_leads = Prepared(insert(leads), column_keys=("id", *LEAD_COLUMNS))
 put_events = Prepared(insert(lead_events), column_keys=event_columns)
 put_keys = Prepared(insert(lead_match_keys), column_keys=("key", "lead_id"))
+put_accounts = Prepared(insert(accounts), column_keys=[c.name for c in accounts.columns])
 rng = random.Random(7)
 began = time.perf_counter()
 for start in range(0, total, batch):
     offset = {p["id"]: start + i + 1 for i, p in enumerate(people)}
+    first = start // batch * len(companies)
+    company = {a["id"]: first + j + 1 for j, a in enumerate(companies)}
     with target.transaction() as conn:
-        put_leads.executemany(conn, [{**p, "id": offset[p["id"]], "email_key": f"{start}.{p['email_key']}"} for p in people])
+        put_accounts.executemany(conn, [{**a, "id": company[a["id"]], "domain": f"{start}.{a['domain']}"} for a in companies])
+        put_leads.executemany(conn, [{**p, "id": offset[p["id"]], "email_key": f"{start}.{p['email_key']}",
+                                      "account_id": company.get(p["account_id"])} for p in people])
         put_events.executemany(conn, [{**e, "lead_id": offset[e["lead_id"]]} for e in history])
         put_keys.executemany(conn, [{"key": rng.getrandbits(63), "lead_id": offset[k["lead_id"]]} for k in keys])
 seconds = time.perf_counter() - began
 target.close()
 n = -(-total // batch) * batch
 print(json.dumps({"rows": n, "seconds": round(seconds, 2), "rows_per_s": round(n / seconds, 1),
-                  "events_per_lead": round(len(history) / len(people), 2), "keys_per_lead": round(len(keys) / len(people), 2)}))
+                  "events_per_lead": round(len(history) / len(people), 2), "keys_per_lead": round(len(keys) / len(people), 2),
+                  "accounts_per_lead": round(len(companies) / len(people), 2)}))
 """
 
 
@@ -117,7 +126,7 @@ def make_file(path: Path, rows: int, ws: Workspace) -> None:
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench csv_import")
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--floor-rows", type=int, default=200_000)
+    parser.add_argument("--floor-rows", type=int, help="leads for the floor (default: --rows)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="leadflow-import-") as tmp:
         root = Path(tmp)
@@ -139,11 +148,12 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         (root / "floor").mkdir()
         (root / "floor" / CONFIG_FILE).write_text(starter_config_text())
         floor = subprocess.run(
-            [sys.executable, "-c", FLOOR, str(root / "ws"), str(root / "floor"), str(args.floor_rows)],
+            [sys.executable, "-c", FLOOR, str(root / "ws"), str(root / "floor"), str(args.floor_rows or args.rows)],
             capture_output=True,
             text=True,
-            check=True,
         )
+        if floor.returncode:
+            raise SystemExit(f"the floor measurement failed:\n{floor.stderr}")
         figures["floor_store_only"] = json.loads(floor.stdout.strip().splitlines()[-1])
     figures.update(
         file_mb=round(size_mb, 1),

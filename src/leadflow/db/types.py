@@ -19,10 +19,10 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
-# The texts of the last few moments bound, by object identity, shared by every time column: a
+# The texts of the moments bound lately, by object identity, shared by every time column: a
 # capture binds the same two or three moments a dozen times (the lead's times, its events' times).
-# Each entry keeps its datetime alive, so an identity can never be reused while it is listed.
-_RECENT: list[tuple[datetime, str]] = []
+# Each entry keeps its datetime alive, so an identity cannot be reused while it is kept.
+_RECENT: dict[int, tuple[datetime, str]] = {}
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -55,14 +55,15 @@ class UtcDateTime(TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            for moment, known in _RECENT:
-                if moment is value:
-                    return known
+            known = _RECENT.get(id(value))
+            if known is not None and known[0] is value:
+                return known[1]
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r}: leadflow stores aware UTC times only")
             text = (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(" ", "microseconds")[:26]
-            _RECENT.insert(0, (value, text))
-            del _RECENT[8:]
+            if len(_RECENT) >= 256:
+                _RECENT.clear()
+            _RECENT[id(value)] = (value, text)
             return text
 
         return process
