@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import random
+import re
 import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +69,10 @@ source, target, total, batch = Workspace.open(sys.argv[1]), Workspace.open(sys.a
 with source.reader() as conn:
     people = [dict(r._mapping) for r in conn.execute(select(leads).order_by(leads.c.id).limit(batch))]
     ids = [p["id"] for p in people]
-    history = [dict(r._mapping) for r in conn.execute(select(lead_events).where(lead_events.c.lead_id.in_(ids)))]
+    created = select(lead_events.c.recorded_at).where(lead_events.c.lead_id == ids[0]).order_by(lead_events.c.id).limit(1)
+    # what the first batch wrote for them (not what later rows added to the same people)
+    history = [dict(r._mapping) for r in conn.execute(select(lead_events).where(
+        lead_events.c.lead_id.in_(ids), lead_events.c.recorded_at == created.scalar_subquery()))]
     keys = [dict(r._mapping) for r in conn.execute(select(lead_match_keys).where(lead_match_keys.c.lead_id.in_(ids)))]
     linked = {p["account_id"] for p in people if p["account_id"]}
     companies = [dict(r._mapping) for r in conn.execute(select(accounts).where(accounts.c.id.in_(linked)))]
@@ -98,29 +104,43 @@ print(json.dumps({"rows": n, "seconds": round(seconds, 2), "rows_per_s": round(n
 
 
 def make_file(path: Path, rows: int, ws: Workspace) -> None:
-    """``rows`` distinct leads: realistic people from the simulator, each email made unique."""
+    """``rows`` distinct people: each row takes a company (and its title, size, industry, country,
+    source) from a realistic simulated lead, a first and a last name drawn from other simulated
+    leads, a unique email at the company's domain and, where the lead had one, a unique phone."""
     templates = sample_leads(ws, min(rows, 20_000), seed=3)
+    n = len(templates)
+    rng = random.Random(3)
     with path.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(HEADER)
         for i in range(rows):
-            t = templates[i % len(templates)]
-            local, _, domain = t["email"].partition("@")
+            t = templates[i % n]
+            first = templates[rng.randrange(n)].get("first_name") or ""
+            last = templates[rng.randrange(n)].get("last_name") or ""
+            domain = t["email"].partition("@")[2].lower()
+            local = ".".join(filter(None, (_ascii(first), _ascii(last), str(i))))
+            phone = t.get("phone") or ""
+            if phone:
+                phone = phone[:-7] + f"{i % 10_000_000:07d}"
             out.writerow(
                 [
-                    t.get("first_name", ""),
-                    t.get("last_name", ""),
-                    f"{local}.{i}@{domain}",
+                    first,
+                    last,
+                    f"{local}@{domain}",
                     t.get("company", ""),
                     t.get("title", ""),
                     t.get("employees", ""),
                     t.get("industry", ""),
                     t.get("country", ""),
-                    t.get("phone", ""),
+                    phone,
                     t.get("source", ""),
                     f"2026-{1 + i * 12 // rows:02d}-15T10:00:00Z",
                 ]
             )
+
+
+def _ascii(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower())
 
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:

@@ -96,7 +96,10 @@ def process_many(
     """Take clean captures through the pipeline in one transaction, in order.
 
     Submissions for the same person within the batch see each other: the second one finds the
-    lead the first one created.
+    lead the first one created, by its email or, like any stored lead, by the identity model.
+    The batch is matched against the database in one query up front; a submission sharing an
+    email or a blocking key with one planned earlier in the batch first has those written and
+    filed, and is matched again, so the outcome does not depend on how rows were batched.
     """
     rules = ws.rules
     now = ws.clock.now()
@@ -107,18 +110,31 @@ def process_many(
     probable = identity.probable_matches(conn, rules, captures, known)
     results: list[LeadResult] = []
     plans: list[_Plan] = []
-    written: list[_Plan] = []
     touched: dict[int, dict[str, Any]] = {}  # leads this batch already changed, by id
     created_keys: set[str] = set()
+    filed = identity.BatchKeys(rules)  # blocking keys of the leads this batch created or changed
+
+    def flush() -> None:
+        nonlocal plans
+        results.extend(_write(ws, conn, plans))
+        identity.after_capture(ws, conn, [(p.before, p.lead, p.match) for p in plans])
+        plans = []
+        created_keys.clear()
+
+    last = len(captures) - 1
     for i, capture in enumerate(captures):
         key = capture.email_key
         if key and key in created_keys:
-            results.extend(_write(ws, conn, plans))
-            written.extend(plans)
-            plans, created_keys = [], set()
+            flush()
             known.update(find_by_email_keys(conn, [key]))
         existing = known.get(key) if key else None
-        match = probable.get(i) if existing is None else None
+        match = None
+        if existing is None:
+            if i and filed.shares(capture):  # may be someone this batch created or changed
+                flush()
+                again = identity.probable_matches(conn, rules, [capture], known)
+                probable[i] = again.get(0)
+            match = probable.get(i)
         if match is not None and match.decision == "merge":
             existing = match.lead
         if existing is not None:
@@ -133,6 +149,8 @@ def process_many(
             match=match,
         )
         plans.append(plan)
+        if i < last:
+            filed.add(plan.before, plan.lead)
         if existing is None:
             if key:
                 created_keys.add(key)
@@ -140,9 +158,7 @@ def process_many(
             touched[existing["id"]] = plan.lead
             if key:
                 known[key] = plan.lead  # a later submission in this batch builds on this one
-    results.extend(_write(ws, conn, plans))
-    written.extend(plans)
-    identity.after_capture(ws, conn, [(p.before, p.lead, p.match) for p in written])
+    flush()
     return results
 
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from leadflow import events as ev
+from leadflow.capture.service import prepare
 from leadflow.db.tables import lead_events, lead_match_keys, leads, match_pairs, opportunities
 from leadflow.errors import Conflict
 from leadflow.identity.merge import LEAD_MERGED, merge_leads, unmerge_leads
@@ -15,7 +16,7 @@ from leadflow.leads.service import get_lead
 from leadflow.metrics.queries import MetricQuery
 from leadflow.metrics.service import compute
 from leadflow.opportunities.service import create_opportunity
-from leadflow.pipeline import Activity, process, record_activity
+from leadflow.pipeline import Activity, process, process_many, record_activity
 from leadflow.workspace import Workspace
 from tests.conftest import T0
 
@@ -173,3 +174,93 @@ def test_a_merged_lead_is_no_longer_matched(ws: Workspace) -> None:
             select(func.count()).select_from(lead_events).where(lead_events.c.lead_id == b.lead_id)
         ).scalar_one()
     assert n == 1  # only the lead_merged_into marker stays on the merged lead
+
+
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "John",
+    "Margaret",
+    "Dennis",
+    "Ken",
+    "Bjarne",
+    "Guido",
+    "Linus",
+    "Frances",
+    "Radia",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "McCarthy",
+    "Hamilton",
+    "Ritchie",
+    "Thompson",
+    "Stroustrup",
+    "Rossum",
+    "Torvalds",
+    "Allen",
+    "Perlman",
+    "Lamport",
+    "Hoare",
+    "Wirth",
+    "Milner",
+    "Goldwasser",
+    "Wilson",
+    "Lamarr",
+    "Johnson",
+    "Easley",
+    "Sammet",
+]
+TRADES = ["Compilers", "Kernels", "Networks", "Databases", "Graphics", "Robotics", "Storage", "Security"]
+
+
+def _person(i: int, email: str) -> dict:
+    """Distinct people: no two share a name, a phone or a company."""
+    first, last = FIRST[i % len(FIRST)], LAST[i // len(FIRST) % len(LAST)]
+    return {
+        "email": email,
+        "first_name": first,
+        "last_name": last,
+        "phone": f"+1 415 555 {1000 + i:04d}",
+        "company": f"{last} {first} {TRADES[i % len(TRADES)]}",
+        "country": "US",
+    }
+
+
+def test_a_returning_person_in_the_same_batch_is_recognised(ws: Workspace) -> None:
+    """The second submission is matched against the lead the first one created moments before,
+    in the same transaction, as it would be one batch later."""
+    region = ws.config.workspace.default_region
+    now = ws.clock.now()
+    submissions = [ADA, {**ADA, "email": "ada.l@gmail.com", "source": "linkedin_ads"}]
+    with ws.transaction() as conn:
+        results = process_many(ws, conn, [prepare(s, default_region=region, now=now) for s in submissions])
+    assert results[0].created and not results[1].created
+    assert results[1].lead_id == results[0].lead_id
+    assert live_leads(ws) == 1
+
+
+def test_a_big_batch_recognises_every_returning_person(ws: Workspace) -> None:
+    """Each submission of a 375-row batch (an import) is compared with its own candidates: the
+    batch does not share one small candidate budget (300 rows for the whole batch, before)."""
+    region = ws.config.workspace.default_region
+    now = ws.clock.now()
+    people = [_person(i, f"person.{i}@compiler.example") for i in range(len(FIRST) * len(LAST))]
+    with ws.transaction() as conn:
+        first = process_many(ws, conn, [prepare(p, default_region=region, now=now) for p in people])
+    assert all(r.created for r in first)
+    again = [{**p, "email": f"hopper.{i}@mail.example"} for i, p in enumerate(people)]
+    with ws.transaction() as conn:
+        second = process_many(ws, conn, [prepare(p, default_region=region, now=now) for p in again])
+    assert [r.created for r in second] == [False] * len(people)
+    assert [r.lead_id for r in second] == [r.lead_id for r in first]
+    assert live_leads(ws) == len(people)

@@ -18,13 +18,34 @@ from leadflow.identity.review import open_pairs
 from leadflow.identity.service import Candidate, find_candidates, index_leads, match_model
 from leadflow.leads.service import load_for_update
 
-__all__ = ["Candidate", "after_capture", "probable_matches", "trace"]
+__all__ = ["BatchKeys", "Candidate", "after_capture", "probable_matches", "trace"]
 
 _IDENTIFYING = ("email", "phone", "first_name", "last_name", "company")
 
 
 def _as_lead(capture: Any) -> dict[str, Any]:
     return {**capture.fields, **capture.personal, "custom": capture.custom}
+
+
+class BatchKeys:
+    """The blocking keys of the leads a batch has created or changed so far: a later submission
+    sharing one may be the same person, and must be matched after those leads are filed."""
+
+    def __init__(self, rules: Any) -> None:
+        model = match_model(rules)
+        self._model = model if model.enabled else None
+        self._keys: set[int] = set()
+
+    def add(self, before: Mapping[str, Any] | None, lead: Mapping[str, Any]) -> None:
+        if self._model is not None and (before is None or any(before.get(f) != lead.get(f) for f in _IDENTIFYING)):
+            self._keys.update(self._model.key_hashes(lead))
+
+    def shares(self, capture: Any) -> bool:
+        return (
+            self._model is not None
+            and bool(self._keys)
+            and not self._keys.isdisjoint(self._model.key_hashes(_as_lead(capture)))
+        )
 
 
 def probable_matches(

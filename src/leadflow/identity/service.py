@@ -112,6 +112,7 @@ def match_model(rules: Any) -> MatchModel:
 
 
 _CANDIDATE_LIMIT = 300
+_POPULAR_KEY = 25  # a key with more leads than this says little on its own
 _MATCH_COLUMNS = ("id", "email", "email_key", "first_name", "last_name", "phone", "company", "domain", "custom")
 _STATEMENTS: dict[int, Prepared] = {}
 
@@ -133,7 +134,7 @@ def _candidates_statement(model: MatchModel) -> Prepared:
                 leads.c.merged_into_id.is_(None),
                 leads.c.erased_at.is_(None),
             )
-            .limit(_CANDIDATE_LIMIT)
+            .limit(bindparam("limit"))
         )
     return statement
 
@@ -154,31 +155,46 @@ def find_candidates(
     """For each incoming lead, the most probable existing lead among those sharing a blocking key.
 
     One indexed query for the whole batch (blocking keys → leads); never a scan of ``leads``.
+    At most ``_CANDIDATE_LIMIT`` rows a submission are read. When a key many leads share (a
+    company's mail domain, a common name) fills that, the selective keys are read again on their
+    own, so the one lead sharing the phone, name and company is still found.
     """
     keys_of = [model.key_hashes(lead) if model.enabled else [] for lead in incoming]
     wanted = {k for keys in keys_of for k in keys}
     if not wanted:
         return [None] * len(incoming)
-    by_key: dict[int, list[int]] = {}
+    by_key: dict[int, dict[int, None]] = {}  # key → the leads filed under it, in the order read
     rows: dict[int, dict[str, Any]] = {}
-    for data in _candidates_statement(model).execute(conn, {"keys": list(wanted)}):
-        key = data.pop("key")
-        by_key.setdefault(key, []).append(data["id"])
-        rows.setdefault(data["id"], data)
+    rows_limit = _CANDIDATE_LIMIT * len(incoming)  # the batch's budget, not one capture's
+    statement = _candidates_statement(model)
+    for _ in range(3):
+        found = statement.execute(conn, {"keys": sorted(wanted), "limit": rows_limit})
+        for data in found:
+            by_key.setdefault(data.pop("key"), {})[data["id"]] = None
+            rows.setdefault(data["id"], data)
+        if len(found) < rows_limit:
+            break
+        popular = {k for k, ids in by_key.items() if len(ids) > _POPULAR_KEY}
+        if not wanted & popular:
+            break
+        wanted -= popular
     prepared = {lead_id: model.prepare(row) for lead_id, row in rows.items()}
     limit = model.settings.max_candidates
     out: list[Candidate | None] = []
     for lead, keys in zip(incoming, keys_of, strict=True):
-        ids: dict[int, None] = {}
+        shared: dict[int, int] = {}  # candidate → how many of the submission's keys it shares
         for k in keys:
             for lead_id in by_key.get(k, ()):
-                ids.setdefault(lead_id)
-        if not ids:
+                shared[lead_id] = shared.get(lead_id, 0) + 1
+        if not shared:
             out.append(None)
             continue
         mine = model.prepare(lead)
         best: tuple[float, int] | None = None
-        for lead_id in list(ids)[:limit]:
+        # the candidates sharing the most keys first: a key many leads share (a company's
+        # domain) must not crowd out the one lead that shares the phone, name and company
+        ranked = sorted(shared, key=shared.__getitem__, reverse=True) if len(shared) > limit else shared
+        for lead_id in list(ranked)[:limit]:
             w = model.weight(mine, prepared[lead_id])
             if best is None or w > best[0]:
                 best = (w, lead_id)
