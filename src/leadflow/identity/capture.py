@@ -23,6 +23,11 @@ __all__ = ["BatchKeys", "Candidate", "after_capture", "probable_matches", "trace
 _IDENTIFYING = ("email", "phone", "first_name", "last_name", "company")
 
 
+def _identity_changed(before: Mapping[str, Any] | None, lead: Mapping[str, Any]) -> bool:
+    """New, or changed in a field its blocking keys come from: it must be (re)filed."""
+    return before is None or any(before.get(f) != lead.get(f) for f in _IDENTIFYING)
+
+
 def _as_lead(capture: Any) -> dict[str, Any]:
     return {**capture.fields, **capture.personal, "custom": capture.custom}
 
@@ -37,7 +42,7 @@ class BatchKeys:
         self._keys: set[int] = set()
 
     def add(self, before: Mapping[str, Any] | None, lead: Mapping[str, Any]) -> None:
-        if self._model is not None and (before is None or any(before.get(f) != lead.get(f) for f in _IDENTIFYING)):
+        if self._model is not None and _identity_changed(before, lead):
             self._keys.update(self._model.key_hashes(lead))
 
     def shares(self, capture: Any) -> bool:
@@ -105,9 +110,7 @@ def after_capture(
     model = match_model(ws.rules)
     if not model.enabled or not written:
         return
-    to_index = [
-        lead for before, lead, _ in written if before is None or any(before.get(f) != lead.get(f) for f in _IDENTIFYING)
-    ]
+    to_index = [lead for before, lead, _ in written if _identity_changed(before, lead)]
     index_leads(conn, model, to_index)
     review = [
         (lead["id"], match.lead["id"], match.match)
