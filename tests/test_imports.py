@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from leadflow.db.tables import import_runs, lead_events, leads
-from leadflow.errors import InvalidInput
+from leadflow.db.tables import import_runs, lead_events, leads, opportunities
+from leadflow.errors import Conflict, InvalidInput
 from leadflow.imports.service import import_file
 from leadflow.workspace import Workspace, starter_config_text
 from tests.conftest import SHARED_DATA, count, open_workspace
@@ -161,3 +161,134 @@ def test_killed_import_resumes_with_every_row_exactly_once(tmp_path: Path) -> No
         created_events = conn.execute(select(func.count()).where(lead_events.c.type == "lead_created")).scalar_one()
     assert created_events == rows
     ws.close()
+
+
+def test_records_that_cannot_be_rows_are_rejected_by_line_and_the_rest_lands(
+    tmp_path: Path, sqlite_ws: Workspace
+) -> None:
+    big = "x" * 10_500_000  # over the CSV field limit
+    data = (
+        (
+            b"Email,First Name,Company\n"  # 1
+            b"ada@ex.example,Ada,Acme\n"  # 2
+            b'open@ex.example,Open,"Acme\n'  # 3: a quote never closed (it would swallow the file)
+            b"bob@ex.example,Bob,Beta\n"  # 4
+            b"extra@ex.example,Ex,Co,EXTRA\n"  # 5: a value too many
+            b"few@ex.example\n"  # 6: too few
+            b"nul@ex.example,N\x00l,Co\n"  # 7: a NUL
+        )
+        + "bjorn@ex.example,Bj\u00f6rn,Co\n".encode("latin-1")
+        + (  # 8: not UTF-8
+            f"big@ex.example,Big,{big}\n"  # 9: a field over the limit
+            "trail@ex.example,Trail,Co,,\n"  # 10: empty values after the last column are fine
+            "carl@ex.example,Carl,Gamma\n"  # 11
+        ).encode()
+    )
+    csv_file = tmp_path / "messy.csv"
+    csv_file.write_bytes(data)
+    summary = import_file(sqlite_ws, csv_file, "leads")
+    assert (summary.rows_read, summary.created, summary.rejected) == (10, 4, 6)
+    by_line = {r["line"]: r["reason"] for r in summary.rejections}
+    assert sorted(by_line) == [3, 5, 6, 7, 8, 9]
+    assert "check its quotes" in by_line[3] and "field larger than field limit" in by_line[9]
+    assert "4 values, but the header has 3 columns" in by_line[5] and "1 values" in by_line[6]
+    assert "NUL" in by_line[7] and "--encoding" in by_line[8]
+    with sqlite_ws.reader() as conn:
+        emails = set(conn.execute(select(leads.c.email)).scalars())
+    assert emails == {"ada@ex.example", "bob@ex.example", "trail@ex.example", "carl@ex.example"}
+
+
+def test_encodings_and_headers(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    text = "Email,First Name,Company\nbjorn@ex.example,Bj\u00f6rn,K\u00f6ln GmbH\n"
+    cp1252 = tmp_path / "excel.csv"
+    cp1252.write_bytes(text.encode("cp1252"))
+    refused = import_file(sqlite_ws, cp1252, "leads")
+    assert refused.rejected == 1 and "--encoding" in refused.rejections[0]["reason"]
+    assert import_file(sqlite_ws, cp1252, "leads", encoding="cp1252").created == 1  # another run: another encoding
+    utf16 = tmp_path / "unicode.csv"
+    utf16.write_bytes(
+        "Email,First Name,Company\nasa@ex.example,\u00c5sa,Malm\u00f6 AB\n".encode("utf-16")
+    )  # with a BOM
+    assert import_file(sqlite_ws, utf16, "leads").created == 1
+    with sqlite_ws.reader() as conn:
+        assert set(conn.execute(select(leads.c.first_name)).scalars()) == {"Bj\u00f6rn", "\u00c5sa"}
+    twice = write(tmp_path / "twice.csv", "email,first_name,email\nada@ex.example,Ada,other@ex.example\n")
+    with pytest.raises(InvalidInput) as caught:
+        import_file(sqlite_ws, twice, "leads")
+    assert "the column 'email' appears twice (columns 1 and 3)" in caught.value.problems[0].message
+    with pytest.raises(InvalidInput) as caught:
+        import_file(sqlite_ws, cp1252, "leads", encoding="klingon")
+    assert caught.value.problems[0].field == "encoding"
+
+
+def test_a_second_import_of_a_file_takes_over_and_the_first_stops(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    rows = 1000
+    csv_file = write(
+        tmp_path / "twice.csv", "Email,Company\n" + "".join(f"p{i}@co{i}.example,Co {i}\n" for i in range(rows))
+    )
+    second: list[object] = []
+
+    def meanwhile(line: int, lines: int) -> None:  # after the first import's first batch
+        if not second:
+            second.append(import_file(sqlite_ws, csv_file, "leads", batch=300))
+
+    with pytest.raises(Conflict) as caught:
+        import_file(sqlite_ws, csv_file, "leads", batch=200, progress=meanwhile)
+    assert "took over" in caught.value.message
+    [other] = second
+    assert other.resumed_after_line == 201 and other.rows_read == rows  # type: ignore[attr-defined]
+    assert count(sqlite_ws, "leads") == rows
+    with sqlite_ws.reader() as conn:
+        created = conn.execute(select(func.count()).where(lead_events.c.type == "lead_created")).scalar_one()
+        run = conn.execute(select(import_runs.c.rows_read, import_runs.c.status)).one()
+    assert created == rows and tuple(run) == (rows, "done")
+
+
+def test_every_kind_reads_its_own_columns(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    import_file(sqlite_ws, write(tmp_path / "l.csv", "Email,Company\nann@shop.example,Shop\n"), "leads")
+    events = write(
+        tmp_path / "e.csv",
+        "type,email,occurred_at,url\npage_view,ann@shop.example,2026-03-02T10:00:00Z,https://shop.example/pricing\n",
+    )
+    assert import_file(sqlite_ws, events, "events").created == 1  # field-named headers, no mapping
+    deals = write(
+        tmp_path / "o.csv",
+        "external_id,name,amount,created_at\n"
+        "d1,Big deal,100,2024-01-01\n"
+        "d2,Far deal,100,9999-12-31T23:00:00-05:00\n"
+        "d3,Old deal,100,0001-01-01T00:00:00+01:00\n",
+    )
+    summary = import_file(sqlite_ws, deals, "opportunities")
+    assert (summary.created, summary.rejected) == (1, 2)
+    assert {r["field"] for r in summary.rejections} == {"created_at"}
+    with sqlite_ws.reader() as conn:
+        assert conn.execute(select(opportunities.c.name)).scalar_one() == "Big deal"
+
+
+def test_numbers_mappings_and_the_error_file(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    mapping = write(
+        tmp_path / "m.yaml", "columns:\n  email: Email\n  custom.visits: Visits\nnumbers: [custom.visits]\n"
+    )
+    csv_file = write(
+        tmp_path / "n.csv",
+        'Email,Visits\na@n.example,"1,500"\nb@n.example,nan\nc@n.example,inf\nd@n.example,"1,5"\n@SUM(A1),2\n',
+    )
+    summary = import_file(sqlite_ws, csv_file, "leads", mapping_path=mapping)
+    assert (summary.created, summary.rejected) == (1, 4)
+    assert [r["field"] for r in summary.rejections] == ["custom.visits"] * 3 + ["email"]
+    with sqlite_ws.reader() as conn:
+        assert conn.execute(select(leads.c.custom)).scalar_one() == {"visits": 1500}
+    errors = Path(summary.error_file or "").read_text()
+    assert "'@SUM(A1)" in errors  # a spreadsheet shows it, does not run it
+    for text, problem in (
+        ("{}\n", "mapping.columns"),
+        ("columns: {email: Email}\nconstants: {notes: !!binary /w==}\n", "mapping.constants.notes"),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            import_file(sqlite_ws, csv_file, "leads", mapping_path=write(tmp_path / "bad.yaml", text))
+        assert caught.value.problems[0].field.startswith(problem), caught.value.problems
+    utf16 = tmp_path / "utf16.yaml"
+    utf16.write_bytes(b"\xff\xfe" + "columns: {email: Email}".encode("utf-16-le"))
+    with pytest.raises(InvalidInput) as caught:
+        import_file(sqlite_ws, csv_file, "leads", mapping_path=utf16)
+    assert caught.value.problems[0].field == "mapping"

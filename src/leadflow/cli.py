@@ -243,6 +243,9 @@ def import_csv(
     file: Annotated[Path, typer.Argument(help="The CSV file.", exists=True, dir_okay=False)],
     kind: Annotated[str, typer.Option(help="leads, events, opportunities, spend or revenue.")] = "leads",
     mapping: Annotated[Path | None, typer.Option(help="Which column is which (YAML).", exists=True)] = None,
+    encoding: Annotated[
+        str, typer.Option(help="The file's text encoding, e.g. cp1252 for Excel on Windows (a BOM wins).")
+    ] = "utf-8",
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -250,14 +253,42 @@ def import_csv(
     from leadflow.imports.service import import_file
 
     ws = _open(workspace)
-    summary = import_file(ws, file, kind, mapping_path=mapping)
-    ws.close()
+    try:
+        if as_json:
+            summary = import_file(ws, file, kind, mapping_path=mapping, encoding=encoding)
+        else:
+            with Progress(
+                TextColumn(f"[bold]importing[/bold] {escape(file.name)}"),
+                BarColumn(),
+                TextColumn("{task.fields[where]}"),
+                TimeElapsedColumn(),
+                console=err,
+            ) as bar:
+                task = bar.add_task("import", total=None, where="")
+                summary = import_file(
+                    ws,
+                    file,
+                    kind,
+                    mapping_path=mapping,
+                    encoding=encoding,
+                    progress=lambda line, lines: bar.update(
+                        task, completed=line, total=lines, where=f"line {line:,} of {lines:,}"
+                    ),
+                )
+    finally:
+        ws.close()
     if as_json:
         _dump(summary.as_dict())
-    else:
+    elif summary.already_imported:
         console.print(
-            f"{summary.rows_read:,} rows: {summary.created:,} created, {summary.merged:,} merged, "
-            f"{summary.rejected:,} rejected" + (f" (see {summary.error_file})" if summary.error_file else "")
+            f"{escape(file.name)} was imported before (run {summary.run_id}): nothing added. Then: {summary.rows_read:,} rows, "
+            f"{summary.created:,} created, {summary.merged:,} merged, {summary.rejected:,} rejected"
+        )
+    else:
+        resumed = f" (resumed after line {summary.resumed_after_line:,})" if summary.resumed_after_line else ""
+        console.print(
+            f"{summary.rows_read:,} rows{resumed}: {summary.created:,} created, {summary.merged:,} merged, "
+            f"{summary.rejected:,} rejected" + (f" (see {escape(summary.error_file)})" if summary.error_file else "")
         )
 
 
@@ -873,7 +904,8 @@ def privacy_erase(
     with ws.transaction() as conn:
         out = erase(ws, conn, lead_id, actor="cli", reason=reason)
     ws.close()
-    console.print(f"lead {lead_id}: erased {', '.join(out['fields'])}")
+    leads = ", ".join(map(str, out["leads"]))
+    console.print(f"lead {lead_id}: erased {', '.join(out['fields'])} of the person (leads {leads})")
 
 
 def _pct(value: float | None) -> str:

@@ -136,3 +136,35 @@ def test_served_form_has_the_context_fields(live: LiveServer) -> None:
     assert 'value="https://www.northwind.example/welcome"' in page.text
     assert live.anonymous.get("/forms/trial", params={"retURL": "https://evil.example"}).status_code == 422
     assert live.anonymous.get("/forms/nonsense").status_code == 404
+
+
+def test_problems_named_as_the_form_names_them(live: LiveServer, ws: Workspace) -> None:
+    form = {"email": "w@corp.example", "description": "x" * 5001, "mobile": "abc", "custom_Bad Key": "1"}
+    r = post_form(live, form, headers={"accept": "application/json"})
+    assert r.status_code == 422
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert "description" in fields and "custom_Bad Key" in fields
+    assert not fields & {"notes", "phone", "custom.Bad Key.[key]"}
+    html = post_form(live, form, headers={"accept": "text/html"})
+    assert "Description" in html.text and "Notes" not in html.text
+    assert count(ws, "leads") == 0
+
+
+def test_head_counts_as_people_write_them(live: LiveServer, ws: Workspace) -> None:
+    for i, (written, stored) in enumerate([("1,500", 1500), ("1.500", 1500), ("1 500", 1500), ("250", 250)]):
+        r = post_form(
+            live, {"email": f"h{i}@corp.example", "employees": written}, headers={"accept": "application/json"}
+        )
+        assert r.status_code == 200, r.text
+        with ws.reader() as conn:
+            assert (
+                conn.execute(select(leads.c.employees).where(leads.c.email == f"h{i}@corp.example")).scalar_one()
+                == stored
+            )
+    for written in ("10.5", "1,5", "51-200", "many"):
+        r = post_form(live, {"email": "odd@corp.example", "employees": written}, headers={"accept": "application/json"})
+        assert r.status_code == 422, written
+        assert r.json()["errors"] == [
+            {"field": "employees", "message": f"{written!r} is not a whole number of employees"}
+        ]
+    assert count(ws, "leads") == 4

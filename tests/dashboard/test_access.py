@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from leadflow.clock import FrozenClock
 from leadflow.dashboard.access import readable_leads
 from leadflow.dashboard.users import create_user
 from leadflow.db.tables import lead_events, leads, review_items
@@ -52,6 +53,38 @@ def test_wrong_password_is_refused_without_a_session(ws: Workspace, live: LiveSe
     assert client.get("/app/inbox").status_code == 303  # still signed out: sent to the sign-in page
     _, unknown = _sign_in(live, "nobody@northwind.example")
     assert unknown.status_code == 401
+
+
+def test_signing_out_ends_the_session_everywhere(ws: Workspace, live: LiveServer) -> None:
+    _users(ws)
+    client, _ = _sign_in(live, "ana@northwind.example")
+    other, _ = _sign_in(live, "ana@northwind.example")  # another browser
+    stolen = client.cookies["lf_session"]
+    assert client.get("/app/inbox").status_code == 200
+    out = client.post("/app/logout", data={"csrf": _csrf(client, "/app/inbox")})
+    assert out.status_code == 303
+    replayed = httpx.Client(base_url=live.url, cookies={"lf_session": stolen})
+    assert replayed.get("/app/inbox").status_code == 303  # the saved cookie is dead
+    assert other.get("/app/inbox").status_code == 303
+    again, response = _sign_in(live, "ana@northwind.example")
+    assert response.status_code == 303 and again.get("/app/inbox").status_code == 200
+
+
+def test_repeated_failures_lock_the_account_for_a_while(ws: Workspace, live: LiveServer, clock: FrozenClock) -> None:
+    _users(ws)
+    statuses = [_sign_in(live, "ben@northwind.example", f"guess {i}")[1].status_code for i in range(5)]
+    assert statuses == [401] * 5
+    _, locked = _sign_in(live, "ben@northwind.example")  # the right password, but locked
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) == 30
+    assert "lf_session" not in locked.headers.get("set-cookie", "")
+    assert _sign_in(live, "ana@northwind.example")[1].status_code == 303  # other accounts are not locked
+    clock.advance(seconds=31)
+    assert _sign_in(live, "ben@northwind.example", "guess 6")[1].status_code == 401
+    _, longer = _sign_in(live, "ben@northwind.example")
+    assert longer.status_code == 429 and int(longer.headers["retry-after"]) == 60  # twice as long
+    clock.advance(seconds=61)
+    assert _sign_in(live, "ben@northwind.example")[1].status_code == 303  # and the count starts again
+    assert _sign_in(live, "ben@northwind.example", "typo")[1].status_code == 401
 
 
 def test_session_cookie_is_httponly_and_samesite(ws: Workspace, live: LiveServer) -> None:

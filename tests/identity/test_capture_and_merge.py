@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from leadflow import events as ev
+from leadflow.capture.activity import record_event
+from leadflow.capture.schemas import EventIn
 from leadflow.capture.service import prepare
 from leadflow.db.tables import lead_events, lead_match_keys, leads, match_pairs, opportunities
-from leadflow.errors import Conflict
+from leadflow.errors import Conflict, InvalidInput
 from leadflow.identity.merge import LEAD_MERGED, merge_leads, unmerge_leads
 from leadflow.leads.service import get_lead
 from leadflow.metrics.queries import MetricQuery
@@ -174,6 +176,38 @@ def test_a_merged_lead_is_no_longer_matched(ws: Workspace) -> None:
             select(func.count()).select_from(lead_events).where(lead_events.c.lead_id == b.lead_id)
         ).scalar_one()
     assert n == 1  # only the lead_merged_into marker stays on the merged lead
+
+
+def test_the_email_and_id_of_a_merged_lead_still_find_the_person(ws: Workspace) -> None:
+    old = capture(ws, {"email": "ada@home.example", "first_name": "Ada", "last_name": "Lovelace"})
+    new = capture(ws, {"email": "ada@analytical.example", "first_name": "Ada", "last_name": "King"})
+    third = capture(ws, {"email": "countess@analytical.example", "first_name": "Augusta", "last_name": "King"})
+    with ws.transaction() as conn:
+        merge_leads(ws, conn, new.lead_id, old.lead_id, actor="test")  # the survivor keeps its own email
+        merge_leads(ws, conn, third.lead_id, new.lead_id, actor="test")  # and is merged in turn
+    with ws.reader() as conn:
+        assert get_lead(conn, third.lead_id)["email"] == "countess@analytical.example"
+    again = capture(ws, {"email": "ADA@home.example", "city": "London"})
+    assert again.lead_id == third.lead_id and not again.created  # through both merges
+    assert live_leads(ws) == 1
+    with ws.transaction() as conn:
+        by_email = record_event(ws, conn, EventIn(type="email_replied", email="ada@home.example"), actor="test")
+        by_id = record_event(ws, conn, EventIn(type="call", lead_id=old.lead_id, direction="outbound"), actor="test")
+    assert by_email.lead_id == by_id.lead_id == third.lead_id
+    with ws.reader() as conn:
+        on_old = conn.execute(
+            select(lead_events.c.type).where(lead_events.c.lead_id == old.lead_id, lead_events.c.type == "call")
+        ).all()
+    assert on_old == []
+    with ws.transaction() as conn, pytest.raises(InvalidInput) as refused:
+        record_event(
+            ws, conn, EventIn(type="referral", lead_id=third.lead_id, referred_lead_id=old.lead_id), actor="test"
+        )
+    assert refused.value.problems[0].field == "referred_lead_id"
+    other = capture(ws, {"email": "babbage@analytical.example"})
+    with ws.transaction() as conn, pytest.raises(InvalidInput) as mixed:
+        record_event(ws, conn, EventIn(type="call", lead_id=other.lead_id, email="ada@home.example"), actor="test")
+    assert mixed.value.problems[0].message == f"belongs to lead {third.lead_id}, not to lead {other.lead_id}"
 
 
 FIRST = [

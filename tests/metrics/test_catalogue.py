@@ -1,5 +1,5 @@
 """Every metric of shared/spec/kpis.md is registered and computes, on both stores, on a simulated
-business: every breakdown, grain and basis it accepts answers without an error, and rates keep
+business: every breakdown (each dimension), grain and basis it accepts answers without an error, and rates keep
 their conventions (numerator ≤ denominator, value inside its Wilson interval)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from leadflow.clock import FrozenClock
 from leadflow.errors import InvalidInput
-from leadflow.metrics.queries import MetricQuery
+from leadflow.metrics.queries import DIMENSIONS, MetricQuery
 from leadflow.metrics.registry import METRICS
 from leadflow.metrics.service import compute
 from leadflow.simulate import simulate
@@ -55,7 +55,7 @@ def business(tmp_path: Path, db_url: str) -> Iterator[Workspace]:
 def test_every_metric_computes_on_a_simulated_business(business: Workspace) -> None:
     failures = []
     for metric_id in METRICS:
-        for kw in ({"grain": "month"}, {"by": "source"}, {"basis": "period", "grain": "month"}):
+        for kw in ({"grain": "month"}, {"basis": "period", "grain": "month"}, *({"by": d} for d in DIMENSIONS)):
             q = MetricQuery(start=date(2026, 1, 1), end=END, **kw)  # type: ignore[arg-type]
             try:
                 with business.reader() as conn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +27,40 @@ from leadflow.api.webhooks import router as webhooks_router
 from leadflow.dashboard.routes import install as install_dashboard
 from leadflow.workspace import Workspace
 
+log = logging.getLogger("leadflow.api")
 BODY_LIMIT = 4 * 1024 * 1024  # a 1,000-lead batch is well under this
+
+
+class Contained:
+    """A failure no handler expected becomes a 500 problem, logged by its type and route only.
+
+    Starlette hands such an exception to the server after the 500 is sent, and uvicorn logs its
+    traceback, whose messages carry SQL parameters (emails, names) and whose frames hold the
+    request. Caught here, inside Starlette's outermost layer, it goes no further.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"))
+            if not started:
+                await problem(500, "Internal error", "something went wrong on our side; the request was not applied")(
+                    scope, receive, send
+                )
 
 
 class BodyLimit:
@@ -43,8 +78,8 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await problem(413, "Payload too large", f"the body is over {limit} bytes")(scope, receive, send)
             return
-        if _has_nul(scope.get("query_string", b"")):
-            await _nul_problem(scope, receive, send)
+        if _has_nul(scope.get("query_string", b""), "url"):
+            await _nul_problem()(scope, receive, send)
             return
         if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
@@ -65,10 +100,30 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if _has_nul(body):
-            await _nul_problem(scope, receive, send)
+        refusal = _refusal(scope, body)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
+
+
+def _refusal(scope: Any, body: bytes) -> Any:
+    """The problem with a body the application should not see, if any."""
+    kind = _body_kind(scope)
+    if body and kind != "json" and scope["path"].startswith("/api/"):
+        return problem(
+            415,
+            "Unsupported media type",
+            "send the body as JSON (Content-Type: application/json)",
+            [{"field": "(body)", "message": "the API takes JSON bodies only"}],
+        )
+    if kind == "json" and not _is_utf8(body):
+        return problem(
+            400, "Bad request", "the body is not valid UTF-8", [{"field": "(body)", "message": "JSON must be UTF-8"}]
+        )
+    if _has_nul(body, kind):
+        return _nul_problem()
+    return None
 
 
 def _replay(messages: list[dict[str, Any]], then: Any = None) -> Any:
@@ -84,20 +139,44 @@ def _replay(messages: list[dict[str, Any]], then: Any = None) -> Any:
     return receive
 
 
-def _has_nul(data: bytes) -> bool:
-    """NUL characters, raw or escaped in JSON or a URL: no text field may hold one (PostgreSQL
-    cannot store them), so refuse them at the door rather than fail deep inside."""
-    lowered = data.lower()
-    return b"\x00" in data or b"\\u0000" in lowered or b"%00" in data
+# A JSON escape of NUL: \u0000 after an even number of backslashes (\\u0000 is the text "\u0000").
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
 
 
-async def _nul_problem(scope: Any, receive: Any, send: Any) -> None:
-    await problem(
+def _body_kind(scope: Any) -> str:
+    """json, url (form-encoded) or other, from the Content-Type."""
+    content_type = dict(scope.get("headers") or []).get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type == b"application/json" or content_type.endswith(b"+json"):
+        return "json"
+    return "url" if content_type == b"application/x-www-form-urlencoded" else "other"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _has_nul(data: bytes, kind: str) -> bool:
+    """NUL characters, raw or as the body's encoding writes them (\u0000 in JSON, %00 in a URL or
+    form): no text field may hold one (PostgreSQL cannot store them), so refuse them at the door
+    rather than fail deep inside. %00 in JSON text is just text."""
+    if b"\x00" in data:
+        return True
+    if kind == "json":
+        return _JSON_NUL.search(data) is not None
+    return kind == "url" and b"%00" in data
+
+
+def _nul_problem() -> Any:
+    return problem(
         422,
         "Invalid input",
         "the request contains a NUL character",
         [{"field": "(body)", "message": "text must not contain NUL (\\u0000) characters"}],
-    )(scope, receive, send)
+    )
 
 
 def create_app(ws: Workspace) -> FastAPI:
@@ -130,5 +209,6 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(privacy_router)
     app.include_router(metrics_router)
     install_dashboard(app)
+    app.add_middleware(Contained)
     app.add_middleware(BodyLimit, limits={"/w2l": ws.rules.capture.web_to_lead.max_bytes}, default=BODY_LIMIT)
     return app

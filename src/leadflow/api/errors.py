@@ -48,6 +48,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors: list[dict[str, object]] = []
+        malformed = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if malformed:  # the body is not JSON at all: say where it breaks, not a "field" 8
+            err = malformed[0]
+            at = err.get("loc", ())[-1]
+            reason = (err.get("ctx") or {}).get("error", "not valid JSON")
+            return problem(
+                400,
+                "Bad request",
+                "the body is not valid JSON",
+                [{"field": "(body)", "message": f"{reason} at character {at}"}],
+            )
         for err in exc.errors():
             message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             if err.get("type") == "extra_forbidden":
@@ -57,6 +68,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's word for a body its JSON parser gave up on (e.g. nested thousands deep)
+            return problem(
+                400,
+                "Bad request",
+                "the body could not be read as JSON",
+                [{"field": "(body)", "message": "not readable as JSON (is it nested too deeply?)"}],
+            )
         return problem(exc.status_code, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(Exception)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from leadflow.access.keys import ApiKey
+from leadflow.api import idempotency
 from leadflow.api.deps import api_key, workspace
 from leadflow.privacy.service import erase, export
 
@@ -30,7 +32,11 @@ def export_lead(request: Request, lead_id: LeadId, key: Privacy) -> Any:
 
 
 @router.post("/{lead_id}/erase", summary="Erase a lead's personal data and stop all contact")
-def erase_lead(request: Request, lead_id: LeadId, body: Annotated[EraseIn, Body()], key: Privacy) -> Any:
+def erase_lead(request: Request, lead_id: LeadId, body: Annotated[EraseIn, Body()], key: Privacy) -> Response:
+    """The response names no personal data, so an ``Idempotency-Key`` replay keeps none either."""
     ws = workspace(request)
-    with ws.transaction() as conn:
-        return jsonable_encoder(erase(ws, conn, lead_id, actor=key.actor, reason=body.reason))
+
+    def work(conn: Connection) -> tuple[int, dict[str, Any], dict[str, str]]:
+        return 200, jsonable_encoder(erase(ws, conn, lead_id, actor=key.actor, reason=body.reason)), {}
+
+    return idempotency.run(ws, request, key.actor, body, work)

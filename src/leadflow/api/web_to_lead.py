@@ -15,7 +15,7 @@ from leadflow.api import idempotency
 from leadflow.api.deps import workspace
 from leadflow.api.errors import problem
 from leadflow.capture.spam import FORM_SECRET, RateLimiter, seconds_since, secret, timing_token
-from leadflow.capture.web_to_lead import form_to_lead, return_url
+from leadflow.capture.web_to_lead import form_names, form_to_lead, return_url
 from leadflow.errors import InvalidInput, Problem
 from leadflow.pipeline import process
 from leadflow.web.templates import templates
@@ -45,7 +45,7 @@ UTM_FIELDS = (
 
 
 def _label(name: str) -> str:
-    return name.removeprefix("custom.").replace("_", " ").capitalize()
+    return name.removeprefix("custom.").removeprefix("custom_").replace("_", " ").capitalize()
 
 
 def _limiter(request: Request) -> RateLimiter:
@@ -152,7 +152,7 @@ async def web_to_lead(request: Request) -> Response:
         )
         await run_in_threadpool(_capture, ws, request, client, payload)
     except InvalidInput as exc:
-        return _refused(request, ws, exc, wants_html)
+        return _refused(request, ws, InvalidInput(exc.message, form_names(form, exc.problems)), wants_html)
     return _done(request, ws, target, settings.thank_you)
 
 

@@ -52,13 +52,19 @@ def record_event(ws: Workspace, conn: Connection, event: EventIn, *, actor: str)
             [Problem("visitor_id", "this visitor is not a known lead yet; only page_view is kept anonymously")],
         )
     data: dict[str, Any] = dict(event.data or {})
-    for name in ("url", "referrer", "direction", "referred_lead_id"):
+    for name in ("url", "referrer", "direction"):
         if (value := getattr(event, name)) is not None:
             data[name] = value
     if utm:
         data["utm"] = utm
-    if event.type == "referral":
-        _require_lead(conn, event.referred_lead_id, "referred_lead_id")
+    if event.referred_lead_id is not None:
+        referred = _require_lead(conn, event.referred_lead_id, "referred_lead_id")
+        if referred == lead_id:
+            raise InvalidInput(
+                "a lead cannot refer itself",
+                [Problem("referred_lead_id", f"is lead {lead_id} itself (or merged into it)")],
+            )
+        data["referred_lead_id"] = referred
     [result] = record_activities(
         ws,
         conn,
@@ -81,8 +87,16 @@ def record_event(ws: Workspace, conn: Connection, event: EventIn, *, actor: str)
 
 def _resolve_lead(conn: Connection, event: EventIn) -> int | None:
     if event.lead_id is not None:
-        _require_lead(conn, event.lead_id, "lead_id")
-        return event.lead_id
+        lead_id = _require_lead(conn, event.lead_id, "lead_id")
+        if event.email:  # both given: they must name the same person
+            key = event.email.strip().lower()
+            other = find_by_email_keys(conn, {key}).get(key)
+            if other is not None and other["id"] != lead_id:
+                raise InvalidInput(
+                    "lead_id and email name different leads",
+                    [Problem("email", f"belongs to lead {other['id']}, not to lead {lead_id}")],
+                )
+        return lead_id
     if event.email:
         key = event.email.strip().lower()
         found = find_by_email_keys(conn, {key})
@@ -93,12 +107,22 @@ def _resolve_lead(conn: Connection, event: EventIn) -> int | None:
     return int(row.lead_id) if row is not None and row.lead_id is not None else None
 
 
-def _require_lead(conn: Connection, lead_id: int | None, field: str) -> None:
-    row = conn.execute(select(leads.c.merged_into_id, leads.c.erased_at).where(leads.c.id == lead_id)).first()
-    if row is None:
-        raise NotFound(f"no lead with id {lead_id}", [Problem(field, "no such lead")])
-    if row.erased_at is not None:
-        raise Conflict(f"lead {lead_id} was erased", [Problem(field, "this lead was erased; nothing more is recorded")])
+def _require_lead(conn: Connection, lead_id: int, field: str) -> int:
+    """The live lead an id names: a lead merged into another is its survivor (through a chain of
+    merges), so activity that other systems report under an old id still counts for the person."""
+    seen = []
+    while True:
+        row = conn.execute(select(leads.c.merged_into_id, leads.c.erased_at).where(leads.c.id == lead_id)).first()
+        if row is None:
+            raise NotFound(f"no lead with id {lead_id}", [Problem(field, "no such lead")])
+        if row.erased_at is not None:
+            raise Conflict(
+                f"lead {lead_id} was erased", [Problem(field, "this lead was erased; nothing more is recorded")]
+            )
+        if row.merged_into_id is None or row.merged_into_id in seen:
+            return lead_id
+        seen.append(lead_id)
+        lead_id = row.merged_into_id
 
 
 def _known_visitor(conn: Connection, visitor: str, lead_id: int, at: datetime) -> None:

@@ -6,6 +6,7 @@ integrator sees, not data silently dropped.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -16,16 +17,31 @@ def _moment(value: datetime) -> datetime:
     """An aware time between 1970 and 2200, as UTC (naive or far-off times are mistakes)."""
     if value.tzinfo is None:
         raise ValueError("give a time zone (e.g. 2026-03-01T09:30:00Z)")
-    if not 1970 <= value.year <= 2200:
+    if not 1970 <= value.year <= 2200:  # before the conversion: 0001-01-01+01:00 has no UTC
         raise ValueError("must be between 1970 and 2200")
-    return value.astimezone(UTC)
+    value = value.astimezone(UTC)
+    if not 1970 <= value.year <= 2200:
+        raise ValueError("must be between 1970 and 2200 (UTC)")
+    return value
+
+
+def _scalar(value: str | int | float | bool | None) -> str | int | float | bool | None:
+    """A custom value that JSON can carry and every database can store: a whole number in 64
+    bits, a finite number (not NaN, not an overflowing 1e400), a bool, a text or nothing."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError("must be a whole number between -2^63 and 2^63-1")
+    return value
 
 
 Moment = Annotated[datetime, AfterValidator(_moment)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-CustomValue = str | int | float | bool | None
+CustomValue = Annotated[
+    Annotated[str, StringConstraints(max_length=5000)] | int | float | bool | None, AfterValidator(_scalar)
+]
 
 
 class ConsentIn(BaseModel):

@@ -3,6 +3,7 @@ an existing form can be pointed at leadflow unchanged."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,12 +65,7 @@ def form_to_lead(
         if name in FIELD_NAMES:
             target = FIELD_NAMES[name]
             if target == "employees":
-                try:
-                    lead[target] = int(value.replace(",", "").replace(".", ""))
-                except ValueError:
-                    raise InvalidInput(
-                        "the form is not valid", [Problem("employees", f"{value!r} is not a number")]
-                    ) from None
+                lead[target] = _head_count(name, value)
             else:
                 lead.setdefault(target, value)
         elif name in CONSENT_FIELDS:
@@ -86,6 +82,32 @@ def form_to_lead(
     if referrer and "referrer" not in lead:
         lead["referrer"] = referrer[:500]
     return lead
+
+
+_GROUPED = re.compile(r"\d{1,3}(?:([,. '])\d{3})(?:\1\d{3})*")
+
+
+def _head_count(name: str, value: str) -> int:
+    """A number of employees as people write it: 250, 1,500, 1.500 or 1 500 (thousands grouped)."""
+    if value.isdigit() or _GROUPED.fullmatch(value):
+        return int(re.sub(r"\D", "", value))
+    raise InvalidInput("the form is not valid", [Problem(name, f"{value!r} is not a whole number of employees")])
+
+
+def form_names(form: Mapping[str, str], problems: list[Problem]) -> list[Problem]:
+    """The problems with each field named as the form named it (``description``, not ``notes``)."""
+    by_target: dict[str, str] = {}
+    for name in form:
+        if name in FIELD_NAMES:
+            by_target.setdefault(FIELD_NAMES[name], name)
+        elif name.startswith("custom_"):
+            by_target.setdefault("custom." + name.removeprefix("custom_"), name)
+    out = []
+    for p in problems:
+        parts = p.field.split(".")
+        key = ".".join(parts[:2]) if parts[0] == "custom" else parts[0]
+        out.append(Problem(by_target.get(key, p.field), p.message, p.line))
+    return out
 
 
 def return_url(value: str | None, allowed: list[str]) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -17,8 +18,10 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from leadflow import events as ev
+from leadflow.capture.spam import RateLimiter
+from leadflow.config.workspace import RateLimit
 from leadflow.dashboard import queries, sessions
-from leadflow.dashboard.users import User, authenticate, get_user, record_sign_in
+from leadflow.dashboard.users import Locked, User, authenticate, end_sessions, get_user, record_sign_in
 from leadflow.errors import LeadflowError, NotFound
 from leadflow.web.templates import templates
 from leadflow.workspace import Workspace
@@ -41,6 +44,18 @@ class SignInRequired(Exception):
 
 def _ws(request: Request) -> Workspace:
     return request.app.state.workspace  # type: ignore[no-any-return]
+
+
+# Sign-in attempts per address, in this process: a burst of 20, then 10 a minute (per account,
+# repeated failures lock the account for a while: see users.authenticate).
+SIGN_IN_RATE = RateLimit(burst=20, per_minute=10)
+
+
+def _sign_in_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter | None = getattr(request.app.state, "sign_in_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.sign_in_limiter = RateLimiter(SIGN_IN_RATE)
+    return limiter
 
 
 def _key(ws: Workspace) -> bytes:
@@ -173,10 +188,31 @@ def login(
         return _page(
             request, "error.html", None, 403, title="Form expired", message="Reload the sign-in page and try again."
         )
-    with ws.transaction() as conn:
-        user = authenticate(conn, email, password)
-        if user is not None:
-            record_sign_in(conn, user, now)
+    client = request.client.host if request.client else "unknown"
+    wait = _sign_in_limiter(request).allow(client)
+    locked = None
+    if not wait:
+        try:
+            with ws.transaction() as conn:
+                user = authenticate(conn, email, password, now)
+                if user is not None:
+                    record_sign_in(conn, user, now)
+        except Locked as exc:
+            locked = exc.until
+    if wait or locked is not None:
+        seconds = math.ceil(wait or (locked - now).total_seconds())  # type: ignore[operator]
+        response = _page(
+            request,
+            "login.html",
+            None,
+            429,
+            token=sessions.login_token(key, now),
+            next=_safe_next(next),
+            email=email,
+            failed=f"Too many failed sign-ins for this account or from this address; try again in {seconds} s.",
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
     if user is None:
         token = sessions.login_token(key, now)
         return _page(
@@ -207,6 +243,9 @@ async def logout(request: Request) -> Response:
     user = _signed_in(request)
     if not await _check_csrf(request, user):
         return _page(request, "error.html", user, 403, title="Form expired", message="Reload the page and try again.")
+    ws = _ws(request)
+    with ws.transaction() as conn:  # the cookie stops working anywhere, not just in this browser
+        end_sessions(conn, user)
     response = RedirectResponse("/app/login", status_code=303)
     response.delete_cookie(sessions.COOKIE, path="/")
     return response

@@ -1,7 +1,8 @@
 """Signed session cookies and CSRF tokens.
 
 The cookie holds ``user id . issued-at . signature``; the signature covers a fragment of the
-password hash, so changing a password ends every session. CSRF tokens are an HMAC of the session
+password hash and the user's session epoch, so changing a password or signing out ends every
+session of the user (a stolen cookie stops working too). CSRF tokens are an HMAC of the session
 (or, on the sign-in form, of a timestamp), compared in constant time on every POST.
 """
 
@@ -51,7 +52,7 @@ def _sign(key: bytes, message: str) -> str:
 
 def issue(key: bytes, user: User, now: datetime) -> str:
     body = f"{user.id}.{int(now.timestamp())}"
-    return f"{body}.{_sign(key, body + '.' + user.password_hash[-16:])}"
+    return f"{body}.{_sign(key, _signed_part(body, user))}"
 
 
 def user_id_of(value: str | None, now: datetime) -> int | None:
@@ -69,7 +70,11 @@ def user_id_of(value: str | None, now: datetime) -> int | None:
 
 def verify(key: bytes, value: str, user: User) -> bool:
     body = value.rsplit(".", 1)[0]
-    return hmac.compare_digest(value.rsplit(".", 1)[1], _sign(key, body + "." + user.password_hash[-16:]))
+    return hmac.compare_digest(value.rsplit(".", 1)[1], _sign(key, _signed_part(body, user)))
+
+
+def _signed_part(body: str, user: User) -> str:
+    return f"{body}.{user.password_hash[-16:]}.{user.session_epoch}"
 
 
 def csrf_token(key: bytes, session: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -30,6 +30,7 @@ class User:
     owner_id: str | None
     team_id: str | None
     password_hash: str
+    session_epoch: int = 0
 
     @property
     def actor(self) -> str:
@@ -63,6 +64,7 @@ def _from_row(row: Any) -> User:
         owner_id=row.owner_id,
         team_id=row.team_id,
         password_hash=row.password_hash,
+        session_epoch=row.session_epoch,
     )
 
 
@@ -126,20 +128,54 @@ def get_user(conn: Connection, user_id: int) -> User:
     return _from_row(row)
 
 
-def authenticate(conn: Connection, email: str, password: str) -> User | None:
-    """The user whose email and password these are, or None (the same for an unknown email)."""
+# After this many failed sign-ins in a row an account refuses any for a while, doubling each time.
+LOCK_AFTER = 5
+LOCK_FIRST = timedelta(seconds=30)
+LOCK_LONGEST = timedelta(minutes=15)
+
+
+class Locked(Exception):
+    """The account refuses sign-ins until ``until``."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"locked until {until.isoformat()}")
+        self.until = until
+
+
+def authenticate(conn: Connection, email: str, password: str, now: datetime | None = None) -> User | None:
+    """The user whose email and password these are, or None (the same for an unknown email).
+
+    With ``now``, failures count: after :data:`LOCK_AFTER` in a row the account is locked (any
+    password refused, :class:`Locked` raised) for 30 s, then twice as long after each further
+    failure, up to 15 minutes; a success starts the count again.
+    """
     row = conn.execute(
         select(users).where(users.c.email == email.strip().lower(), users.c.disabled_at.is_(None))
     ).first()
+    if row is not None and now is not None and row.locked_until is not None and row.locked_until > now:
+        raise Locked(row.locked_until)
     try:
         _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
+        if row is not None and now is not None:
+            failed = row.failed_sign_ins + 1
+            lock = None
+            if failed >= LOCK_AFTER:
+                lock = now + min(LOCK_LONGEST, LOCK_FIRST * 2 ** min(failed - LOCK_AFTER, 10))
+            conn.execute(update(users).where(users.c.id == row.id).values(failed_sign_ins=failed, locked_until=lock))
         return None
     return _from_row(row) if row is not None else None
 
 
 def record_sign_in(conn: Connection, user: User, now: datetime) -> None:
-    conn.execute(update(users).where(users.c.id == user.id).values(last_sign_in_at=now))
+    conn.execute(
+        update(users).where(users.c.id == user.id).values(last_sign_in_at=now, failed_sign_ins=0, locked_until=None)
+    )
+
+
+def end_sessions(conn: Connection, user: User) -> None:
+    """Sign the user out everywhere: cookies signed under the current epoch stop working."""
+    conn.execute(update(users).where(users.c.id == user.id).values(session_epoch=users.c.session_epoch + 1))
 
 
 def list_users(conn: Connection) -> list[dict[str, Any]]:

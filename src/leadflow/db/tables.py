@@ -347,6 +347,13 @@ leads = Table(
         sqlite_where=text("merged_into_id IS NULL"),
         postgresql_where=text("merged_into_id IS NULL"),
     ),
+    # The emails of merged leads, which still find their survivor (a small index: merged leads).
+    Index(
+        "ix_leads_merged_email_key",
+        "email_key",
+        sqlite_where=text("merged_into_id IS NOT NULL"),
+        postgresql_where=text("merged_into_id IS NOT NULL"),
+    ),
     Index(None, "created_at"),
     Index(None, "owner_id", "stage"),
     # Each owner's open leads (least-load routing, team load): counted from this index alone.
@@ -438,6 +445,9 @@ import_runs = Table(
     Column("merged", Integer, nullable=False, server_default=text("0")),
     Column("rejected", Integer, nullable=False, server_default=text("0")),
     Column("last_line", Integer, nullable=False, server_default=text("0")),  # committed up to and including this line
+    # The process importing it now: a batch commits only while its process holds the claim, so
+    # a second import of the file (or a resumed one) takes over and the first stops.
+    Column("claim", String(32)),
     Index("uq_import_runs_file", "file_hash", "kind", "mapping_hash", unique=True),
 )
 
@@ -676,6 +686,11 @@ users = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_sign_in_at", UtcDateTime),
     Column("disabled_at", UtcDateTime),
+    # Signing out moves the epoch on: every cookie signed under the old one stops working.
+    Column("session_epoch", Integer, nullable=False, server_default=text("0")),
+    # Failed sign-ins in a row, and until when the account refuses any (backing off).
+    Column("failed_sign_ins", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", UtcDateTime),
 )
 
 # Derived from lead_events for the metrics (never written by the capture path): how far each lead

@@ -24,19 +24,50 @@ _BY_EMAIL_KEYS = select(leads).where(
     leads.c.email_key.in_(bindparam("keys", expanding=True)), leads.c.merged_into_id.is_(None)
 )
 _BY_EMAIL_KEY = Prepared(select(leads).where(leads.c.email_key == bindparam("key"), leads.c.merged_into_id.is_(None)))
+_MERGED_BY_EMAIL_KEYS = Prepared(
+    select(leads.c.email_key, leads.c.merged_into_id).where(
+        leads.c.email_key.in_(bindparam("keys", expanding=True)), leads.c.merged_into_id.is_not(None)
+    )
+)
+_BY_ID = Prepared(select(leads).where(leads.c.id == bindparam("id")))
 
 
 def find_by_email_keys(conn: Connection, keys: Collection[str]) -> dict[str, dict[str, Any]]:
-    """The live (not merged) lead for each email key; erased leads have no key left to match."""
+    """The live lead for each email key; the email of a merged lead finds its survivor, and
+    erased leads have no key left to match."""
     if not keys:
         return {}
+    found: dict[str, dict[str, Any]] = {}
     if len(keys) == 1:
         (key,) = keys
         rows = _BY_EMAIL_KEY.execute(conn, {"key": key})
-        return {key: rows[0]} if rows else {}
+        if rows:
+            return {key: rows[0]}
+    else:
+        for row in conn.execute(_BY_EMAIL_KEYS, {"keys": list(keys)}):
+            found.setdefault(row.email_key, dict(row._mapping))
+    missing = [key for key in keys if key not in found]
+    if missing:
+        found.update(_survivors_by_email_keys(conn, missing))
+    return found
+
+
+def _survivors_by_email_keys(conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The email of a lead merged into another still names the person: its survivor (through a
+    chain of merges), unless that was erased. One lookup in a small index when nothing is found."""
+    into = {row["email_key"]: row["merged_into_id"] for row in _MERGED_BY_EMAIL_KEYS.execute(conn, {"keys": keys})}
     found: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(_BY_EMAIL_KEYS, {"keys": list(keys)}):
-        found.setdefault(row.email_key, dict(row._mapping))
+    for key, lead_id in into.items():
+        seen: set[int] = set()
+        while lead_id is not None and lead_id not in seen:
+            seen.add(lead_id)
+            rows = _BY_ID.execute(conn, {"id": lead_id})
+            if not rows or rows[0]["erased_at"] is not None:
+                break
+            if rows[0]["merged_into_id"] is None:
+                found[key] = rows[0]
+                break
+            lead_id = rows[0]["merged_into_id"]
     return found
 
 

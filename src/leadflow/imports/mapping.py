@@ -21,6 +21,7 @@ Targets are lead fields, ``consent.<channel>`` and ``custom.<name>``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from leadflow.capture.schemas import ConsentIn, EventIn, LeadIn
 from leadflow.errors import InvalidInput, Problem
@@ -92,14 +93,18 @@ KNOWN_HEADERS = {
 }
 
 
+# What a mapping may put in a field: what a cell could have said (YAML's binary and dates are not).
+Scalar = StrictStr | StrictBool | StrictInt | StrictFloat | None
+
+
 class ColumnMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     columns: dict[str, str] = Field(default_factory=dict)
-    values: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    values: dict[str, dict[str, Scalar]] = Field(default_factory=dict)
     missing: list[str] = Field(default_factory=list)
     numbers: list[str] = Field(default_factory=list)
-    constants: dict[str, Any] = Field(default_factory=dict)
+    constants: dict[str, Scalar] = Field(default_factory=dict)
     date_format: str | None = None
 
 
@@ -131,6 +136,15 @@ def load(path: Path | None, headers: Sequence[str], kind: str) -> ColumnMapping:
                 [Problem("mapping", f"name the columns {', '.join(SALES_TARGETS[kind])}, or give --mapping")],
             )
         return mapping
+    if path is None and kind == "events":
+        # Activity files: headers named as the event's fields (type, lead_id, email, ...).
+        mapping = ColumnMapping(columns={h: h for h in headers if h in EVENT_TARGETS or _CUSTOM.match(h)})
+        if "type" not in mapping.columns:
+            raise InvalidInput(
+                "no type column",
+                [Problem("mapping", "name the columns type, lead_id or email, ...; or give --mapping")],
+            )
+        return mapping
     if path is None:
         mapping = recognise(headers)
         if not mapping.columns:
@@ -142,7 +156,7 @@ def load(path: Path | None, headers: Sequence[str], kind: str) -> ColumnMapping:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         mapping = ColumnMapping.model_validate(data)
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InvalidInput(f"cannot read the mapping {path}", [Problem("mapping", str(exc))]) from None
     except ValidationError as exc:
         raise InvalidInput(
@@ -150,6 +164,8 @@ def load(path: Path | None, headers: Sequence[str], kind: str) -> ColumnMapping:
             [Problem("mapping." + ".".join(str(p) for p in e["loc"]), str(e["msg"])) for e in exc.errors()],
         ) from None
     targets = LEAD_TARGETS if kind == "leads" else SALES_TARGETS.get(kind, EVENT_TARGETS)
+    if not mapping.columns:
+        raise InvalidInput(f"{path.name} maps no column", [Problem("mapping.columns", "name a column for each field")])
     problems = [
         Problem(f"mapping.columns.{target}", f"unknown field; fields: {', '.join(targets)}, custom.<name>")
         for target in (*mapping.columns, *mapping.constants)
@@ -165,8 +181,9 @@ def load(path: Path | None, headers: Sequence[str], kind: str) -> ColumnMapping:
     return mapping
 
 
-def apply(mapping: ColumnMapping, row: Mapping[str, str]) -> dict[str, Any]:
-    """A CSV row as a lead (or event) payload: nested ``consent`` and ``custom``/``data``."""
+def apply(mapping: ColumnMapping, row: Mapping[str, str], *, person: bool = True) -> dict[str, Any]:
+    """A CSV row as a lead (or event) payload: nested ``consent`` and ``custom``/``data``. For a
+    ``person`` (a lead), a ``name`` column is split into first and last name."""
     missing = {"", *mapping.missing}
     out: dict[str, Any] = {}
     for target, column in mapping.columns.items():
@@ -179,7 +196,7 @@ def apply(mapping: ColumnMapping, row: Mapping[str, str]) -> dict[str, Any]:
         _put(out, target, value)
     for target, value in mapping.constants.items():
         _put(out, target, value)
-    if "name" in out:
+    if person and "name" in out:
         first, _, last = str(out.pop("name")).partition(" ")
         out.setdefault("first_name", first)
         if last:
@@ -207,12 +224,22 @@ def _truthy(value: Any) -> bool:
     return value is True or str(value).strip().lower() in ("1", "true", "yes", "y", "x")
 
 
+_GROUPED = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
 def _number(value: str, target: str) -> int | float:
+    """A number as written in a cell: 1500, 1,500, 1500.25, 1.5e3; not 1,5 (a decimal comma or a
+    typo?), nor NaN or infinity."""
+    text = value.replace(",", "") if _GROUPED.fullmatch(value) else value
     try:
-        number = float(value.replace(",", ""))
+        number = float(text)
     except ValueError:
-        raise InvalidInput("not a number", [Problem(target, f"{value!r} is not a number")]) from None
-    return int(number) if number.is_integer() else number
+        raise InvalidInput(
+            "not a number", [Problem(target, f"{value!r} is not a number (write 1500 or 1,500.5)")]
+        ) from None
+    if not math.isfinite(number):
+        raise InvalidInput("not a number", [Problem(target, f"{value!r} is not a finite number")])
+    return int(number) if number.is_integer() and abs(number) < 2**63 else number
 
 
 def _time(value: str, date_format: str | None) -> str:

@@ -84,7 +84,14 @@ def _moment(value: Any, field: str, date_format: str | None) -> Any:
         raise InvalidInput(
             "not a date", [Problem(field, f"{value!r} is not a date ({date_format or 'ISO 8601'})")]
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last day a datetime holds
+        utc = None
+    if utc is None or not 1970 <= utc.year <= 2200:
+        raise InvalidInput("not a date", [Problem(field, f"{value!r} is not between 1970 and 2200")])
+    return moment
 
 
 def parse(kind: str, payload: dict[str, Any], date_format: str | None) -> _Row:

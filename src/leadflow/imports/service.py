@@ -13,14 +13,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from leadflow.capture.activity import record_event
@@ -59,37 +61,140 @@ class ImportSummary:
         return dict(self.__dict__)
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_hash(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and its number of lines (for the progress bar), in one reading."""
+    digest, lines = hashlib.sha256(), 0
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+            lines += chunk.count(b"\n")
+    return digest.hexdigest(), max(lines, 1)
 
 
-def rows_with_lines(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """The header, and each data row with the line it starts on (quoted newlines respected)."""
-    handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.reader(handle)
+# Byte-order marks: a file that starts with one is read in that encoding, whatever was asked.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+@dataclass
+class Unreadable:
+    """A record that cannot be taken as a row: which field to blame and why."""
+
+    field: str
+    reason: str
+
+
+class _Lines:
+    """The file's physical lines for the CSV reader, keeping the ones read for the record in
+    progress, so that a record that cannot be read is skipped and reading resumes on the line
+    after it (an unclosed quote does not swallow the rest of the file)."""
+
+    def __init__(self, handle: Iterator[str]) -> None:
+        self.source, self.pending, self.taken, self.count = handle, deque[str](), list[str](), 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = self.pending.popleft() if self.pending else next(self.source)
+        self.taken.append(text)
+        self.count += 1
+        return text
+
+    def skip_record(self, start: int) -> None:
+        """Read again from the line after ``start``, the first line of the record just read."""
+        self.pending.extendleft(reversed(self.taken[1:]))
+        self.count = start
+
+
+def _encoding(path: Path, asked: str) -> str:
+    with path.open("rb") as f:
+        head = f.read(4)
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    return "utf-8-sig" if asked.replace("_", "-").lower() in ("utf-8", "utf8") else asked
+
+
+def rows_with_lines(
+    path: Path, encoding: str = "utf-8"
+) -> tuple[list[str], Iterator[tuple[int, dict[str, str] | Unreadable]]]:
+    """The header, and each data row with the line it starts on (quoted newlines respected).
+
+    A record that cannot be a row comes as :class:`Unreadable` with its line: bad quoting, a
+    field over the size limit, bytes that are not text in the file's encoding, a NUL, or more or
+    fewer values than the header has columns. Duplicate column names refuse the file.
+    """
+    try:
+        handle = path.open(newline="", encoding=_encoding(path, encoding), errors="surrogateescape")
+    except LookupError:
+        raise InvalidInput(
+            "unknown encoding", [Problem("encoding", f"{encoding!r} is not an encoding Python knows")]
+        ) from None
+    lines = _Lines(handle)
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         handle.close()
         raise InvalidInput("the file is empty", [Problem("file", "no header row")]) from None
+    except csv.Error as exc:
+        handle.close()
+        raise InvalidInput("the header cannot be read", [Problem("file", f"line 1: {exc}")]) from None
     header = [h.strip() for h in header]
+    problem = _text_problem(header, encoding)
+    seen: dict[str, int] = {}
+    for i, h in enumerate(header, 1):
+        if h and h in seen:
+            problem = problem or f"the column {h!r} appears twice (columns {seen[h]} and {i}); rename one"
+        seen.setdefault(h, i)
+    if problem:
+        handle.close()
+        raise InvalidInput("the header cannot be used", [Problem("file", f"line 1: {problem}")])
     names = [h or f"column_{i + 1}" for i, h in enumerate(header)]
+    width = len(names)
 
-    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+    def rows() -> Iterator[tuple[int, dict[str, str] | Unreadable]]:
+        nonlocal reader
         with handle:
-            previous = reader.line_num
-            for values in reader:
-                start = previous + 1
-                previous = reader.line_num
+            while True:
+                start = lines.count + 1
+                lines.taken.clear()
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    lines.skip_record(start)
+                    reader = csv.reader(lines, strict=True)
+                    yield start, Unreadable("row", f"cannot be read as CSV ({exc}); check its quotes")
+                    continue
                 if not any(v.strip() for v in values):
                     continue
-                yield start, dict(zip(names, values, strict=False))
+                problem = _text_problem(values, encoding)
+                if problem:
+                    yield start, Unreadable("row", problem)
+                elif len(values) < width or any(v.strip() for v in values[width:]):
+                    yield start, Unreadable("row", f"{len(values)} values, but the header has {width} columns")
+                else:
+                    yield start, dict(zip(names, values, strict=False))
 
     return names, rows()
+
+
+def _text_problem(values: list[str], encoding: str) -> str | None:
+    joined = "".join(values)
+    if "\x00" in joined:
+        return "contains a NUL character"
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"holds bytes that are not {encoding} text; save the file as UTF-8 or give --encoding (e.g. cp1252)"
+    return None
 
 
 def import_file(
@@ -98,43 +203,50 @@ def import_file(
     kind: str,
     *,
     mapping_path: Path | None = None,
+    encoding: str = "utf-8",
     batch: int = BATCH,
     actor: str = "import",
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportSummary:
+    """Import ``path``; ``progress(line, lines)`` is told after each batch."""
     if kind not in KINDS:
         raise InvalidInput("unknown kind", [Problem("kind", f"one of {', '.join(KINDS)}")])
     began = time.perf_counter()
-    header, rows = rows_with_lines(path)
+    header, rows = rows_with_lines(path, encoding)
     mapping = load(mapping_path, header, kind)
-    run = _start(ws, path, kind, mapping)
+    digest, total = file_hash(path)
+    run = _start(ws, path, kind, mapping, digest, encoding)
     summary = ImportSummary(run_id=run["id"], file=str(path), kind=kind, resumed_after_line=run["last_line"])
     if run["status"] == "done":
         summary.already_imported = True
         for name in ("rows_read", "created", "merged", "rejected"):
             setattr(summary, name, run[name])
         return summary
-    size = path.stat().st_size
-    chunk: list[tuple[int, dict[str, str]]] = []
+    claim = run["claim"]
+    chunk: list[tuple[int, dict[str, str] | Unreadable]] = []
     for line, row in rows:
         if line <= run["last_line"]:
             continue
         chunk.append((line, row))
         if len(chunk) >= batch:
-            _import_batch(ws, run["id"], kind, mapping, chunk, actor)
+            _import_batch(ws, run["id"], claim, kind, mapping, chunk, actor)
             chunk = []
             if progress:
-                progress(line, size)
+                progress(line, total)
     if chunk:
-        _import_batch(ws, run["id"], kind, mapping, chunk, actor)
-    summary = _finish(ws, run["id"], path, summary)
+        _import_batch(ws, run["id"], claim, kind, mapping, chunk, actor)
+    summary = _finish(ws, run["id"], claim, path, summary)
+    if progress:
+        progress(total, total)
     summary.seconds = round(time.perf_counter() - began, 2)
     return summary
 
 
-def _start(ws: Workspace, path: Path, kind: str, mapping: ColumnMapping) -> dict[str, Any]:
-    digest, mapping_digest = file_hash(path), hashlib.sha256(mapping.model_dump_json().encode()).hexdigest()
+def _start(ws: Workspace, path: Path, kind: str, mapping: ColumnMapping, digest: str, encoding: str) -> dict[str, Any]:
+    """The run of this file, kind and mapping: found (and claimed, if unfinished) or begun."""
+    mapping_digest = hashlib.sha256(f"{encoding}\n{mapping.model_dump_json()}".encode()).hexdigest()
     now = ws.clock.now()
+    claim = secrets.token_hex(16)
     try:
         with ws.transaction() as conn:
             found = conn.execute(
@@ -145,7 +257,17 @@ def _start(ws: Workspace, path: Path, kind: str, mapping: ColumnMapping) -> dict
                 )
             ).first()
             if found is not None:
-                return dict(found._mapping)
+                if found.status == "done":
+                    return dict(found._mapping)
+                # Unfinished: killed, or still running in another process, which stops at its
+                # next batch. Claimed and read in one statement, so no batch slips in between.
+                taken = conn.execute(
+                    update(import_runs)
+                    .where(import_runs.c.id == found.id)
+                    .values(claim=claim, updated_at=now)
+                    .returning(*import_runs.c)
+                ).one()
+                return dict(taken._mapping)
             run_id = conn.execute(
                 insert(import_runs)
                 .values(
@@ -156,24 +278,37 @@ def _start(ws: Workspace, path: Path, kind: str, mapping: ColumnMapping) -> dict
                     status="running",
                     started_at=now,
                     updated_at=now,
+                    claim=claim,
                 )
                 .returning(import_runs.c.id)
             ).scalar_one()
-            return {"id": run_id, "status": "running", "last_line": 0}
+            return {"id": run_id, "status": "running", "last_line": 0, "claim": claim}
     except IntegrityError:
         raise Conflict(f"{path.name} is being imported by another process right now") from None
 
 
 def _import_batch(
-    ws: Workspace, run_id: int, kind: str, mapping: ColumnMapping, chunk: list[tuple[int, dict[str, str]]], actor: str
+    ws: Workspace,
+    run_id: int,
+    claim: str,
+    kind: str,
+    mapping: ColumnMapping,
+    chunk: list[tuple[int, dict[str, str] | Unreadable]],
+    actor: str,
 ) -> None:
     now = ws.clock.now()
     region = ws.config.workspace.default_region
     rejected: list[dict[str, Any]] = []
     created = merged = 0
     good = []
+    rows: list[tuple[int, dict[str, str]]] = []
+    for line, row in chunk:
+        if isinstance(row, Unreadable):
+            rejected.append(_rejection(run_id, line, {}, InvalidInput(row.reason, [Problem(row.field, row.reason)])))
+        else:
+            rows.append((line, row))
     if kind == "leads":  # cleaned before the write transaction: live captures wait less
-        for line, row in chunk:
+        for line, row in rows:
             try:
                 good.append(prepare(apply(mapping, row), default_region=region, now=now, rules=ws.rules.capture))
             except InvalidInput as exc:
@@ -185,9 +320,9 @@ def _import_batch(
                 merged += not result.created
         elif kind in SALES_KINDS:
             accounts_seen: dict[str, int] = {}
-            for line, row in chunk:
+            for line, row in rows:
                 try:
-                    item = parse(kind, apply(mapping, row), mapping.date_format)
+                    item = parse(kind, apply(mapping, row, person=False), mapping.date_format)
                     with conn.begin_nested():
                         import_row(ws, conn, kind, item, actor, accounts_seen)
                     created += 1
@@ -195,9 +330,9 @@ def _import_batch(
                     accounts_seen.clear()  # a rolled-back savepoint may have taken an account with it
                     rejected.append(_rejection(run_id, line, row, exc))
         else:
-            for line, row in chunk:
+            for line, row in rows:
                 try:
-                    event = EventIn.model_validate(apply(mapping, row))
+                    event = EventIn.model_validate(apply(mapping, row, person=False))
                 except ValidationError as exc:
                     rejected.append(
                         _rejection(run_id, line, row, InvalidInput("invalid event", problems_from_validation(exc)))
@@ -214,17 +349,27 @@ def _import_batch(
                     rejected.append(_rejection(run_id, line, row, exc))
         if rejected:
             conn.execute(insert(import_rejections), rejected)
-        conn.execute(
-            update(import_runs)
-            .where(import_runs.c.id == run_id)
-            .values(
-                rows_read=import_runs.c.rows_read + len(chunk),
-                created=import_runs.c.created + created,
-                merged=import_runs.c.merged + merged,
-                rejected=import_runs.c.rejected + len(rejected),
-                last_line=chunk[-1][0],
-                updated_at=now,
-            )
+        _progress(
+            conn,
+            run_id,
+            claim,
+            rows_read=import_runs.c.rows_read + len(chunk),
+            created=import_runs.c.created + created,
+            merged=import_runs.c.merged + merged,
+            rejected=import_runs.c.rejected + len(rejected),
+            last_line=chunk[-1][0],
+            updated_at=now,
+        )
+
+
+def _progress(conn: Connection, run_id: int, holder: str, **values: Any) -> None:
+    """Record the run's progress, if this process still holds it; else roll its batch back."""
+    done = conn.execute(
+        update(import_runs).where(import_runs.c.id == run_id, import_runs.c.claim == holder).values(**values)
+    )
+    if done.rowcount != 1:
+        raise Conflict(
+            "another import of this file took over; this one stops (the other carries on from its last committed row)"
         )
 
 
@@ -234,8 +379,9 @@ def _rejection(run_id: int, line: int, row: dict[str, str], exc: LeadflowError) 
     return {"run_id": run_id, "line": line, "field": first.field[:100], "reason": reason[:500], "row": row}
 
 
-def _finish(ws: Workspace, run_id: int, path: Path, summary: ImportSummary) -> ImportSummary:
+def _finish(ws: Workspace, run_id: int, claim: str, path: Path, summary: ImportSummary) -> ImportSummary:
     with ws.transaction() as conn:
+        _progress(conn, run_id, claim, status="done", finished_at=ws.clock.now(), claim=None)
         run = conn.execute(select(import_runs).where(import_runs.c.id == run_id)).one()
         rejections = [
             dict(r._mapping)
@@ -246,9 +392,6 @@ def _finish(ws: Workspace, run_id: int, path: Path, summary: ImportSummary) -> I
         if rejections:
             summary.error_file = str(_write_errors(path, rejections))
         conn.execute(delete(import_rejections).where(import_rejections.c.run_id == run_id))
-        conn.execute(
-            update(import_runs).where(import_runs.c.id == run_id).values(status="done", finished_at=ws.clock.now())
-        )
     summary.rows_read, summary.created, summary.merged, summary.rejected = (
         run.rows_read,
         run.created,
@@ -259,6 +402,11 @@ def _finish(ws: Workspace, run_id: int, path: Path, summary: ImportSummary) -> I
     return summary
 
 
+def _inert(cell: str) -> str:
+    """A cell a spreadsheet will show, not run: =, +, -, @ (and tab, CR) first get a quote."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def _write_errors(path: Path, rejections: list[dict[str, Any]]) -> Path:
     target = path.with_name(path.name + ".errors.csv")
     columns = list(dict.fromkeys(k for r in rejections for k in r["row"]))
@@ -266,6 +414,6 @@ def _write_errors(path: Path, rejections: list[dict[str, Any]]) -> Path:
     writer = csv.writer(buffer)
     writer.writerow(["line", "field", "reason", *columns])
     for r in rejections:
-        writer.writerow([r["line"], r["field"], r["reason"], *(r["row"].get(c, "") for c in columns)])
+        writer.writerow([r["line"], r["field"], r["reason"], *(_inert(r["row"].get(c, "")) for c in columns)])
     target.write_text(buffer.getvalue(), encoding="utf-8")
     return target

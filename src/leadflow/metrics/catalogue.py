@@ -1496,9 +1496,9 @@ def _session_captured() -> Any:
     "(default breakdown: landing page)",
 )
 def landing_page_conversion_rate(ctx: Ctx) -> Rows:
-    grp = (SESSION_DIMENSIONS[ctx.q.by] if ctx.q.by else web_sessions.c.landing_page).label("grp")
     if ctx.q.by and ctx.q.by not in SESSION_DIMENSIONS:
-        ctx.grp(SESSION_DIMENSIONS)
+        ctx.grp(SESSION_DIMENSIONS)  # refuses the breakdown, naming the ones sessions have
+    grp = (SESSION_DIMENSIONS[ctx.q.by] if ctx.q.by else web_sessions.c.landing_page).label("grp")
     den = counts(ctx, web_sessions, web_sessions.c.started_at, grp)
     num = counts(ctx, web_sessions, web_sessions.c.started_at, grp, _session_captured())
     return merge_rates(ctx, num, den, "no session landed on this page", fill=False)

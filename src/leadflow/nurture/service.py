@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
-from sqlalchemy import Connection, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, exists, func, insert, or_, select, text, update
 
 from leadflow import events as ev
 from leadflow.config.conditions import Predicate, compile_condition, field_getter
@@ -124,12 +124,21 @@ def next_send_time(now: datetime, zone: ZoneInfo, window: str, days: Sequence[st
 # -- enrolment ------------------------------------------------------------------------------
 
 
+_ENROL_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('leadflow.nurture_enrol'))")
+
+
 def enrol(ws: Workspace, conn: Connection, *, batch: int = 500) -> int:
     """Enrol leads whose stage changed (or whose last check is older than the cooldown) into the
     first sequence, by priority, whose condition holds. Returns how many were enrolled."""
     c = compiled(ws)
     if not c.sequences:
         return 0
+    if conn.dialect.name == "postgresql":
+        # One enrolling worker at a time (a batch takes milliseconds): its query then reads
+        # after the previous one committed. Without it, a worker whose snapshot predates another's
+        # commit could lock the same leads once freed and enrol them again (PostgreSQL reported a
+        # deadlock on the active-enrolment index under four workers).
+        conn.execute(_ENROL_LOCK)
     now = ws.clock.now()
     cooldown = c.section.cooldown
     checked = exists(

@@ -8,9 +8,10 @@ metrics still count it), stops every message to it, and is itself an event (with
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Text, cast, delete, select, update
+from sqlalchemy import Connection, Text, cast, delete, insert, select, update
 
 from leadflow import events as ev
 from leadflow.db.tables import (
@@ -22,6 +23,8 @@ from leadflow.db.tables import (
     notifications,
     nurture_enrolments,
     tasks,
+    visitors,
+    web_sessions,
 )
 from leadflow.errors import Conflict, NotFound
 from leadflow.leads.fields import PERSONAL_FIELDS
@@ -72,15 +75,72 @@ def export(ws: Workspace, conn: Connection, lead_id: int) -> dict[str, Any]:
     }
 
 
+def _person(conn: Connection, lead_id: int) -> tuple[int, list[int]]:
+    """The live lead a lead id stands for (a merged lead lives on in its survivor) and every lead
+    id that is the same person: the survivor and all leads merged into it, through chains."""
+    root, seen = lead_id, {lead_id}
+    while (into := conn.execute(select(leads.c.merged_into_id).where(leads.c.id == root)).scalar()) is not None:
+        if into in seen:
+            break
+        seen.add(into)
+        root = into
+    ids, frontier = [root], [root]
+    while frontier:
+        frontier = [
+            i
+            for i in conn.execute(select(leads.c.id).where(leads.c.merged_into_id.in_(frontier))).scalars()
+            if i not in ids
+        ]
+        ids.extend(frontier)
+    return root, ids
+
+
+def _known_contacts(conn: Connection, ids: list[int]) -> set[str]:
+    """Every email and phone the person was ever known by: on the leads, in the capture and merge
+    events' personal data, in the merge snapshots (the replays to remove are found by these)."""
+    found: set[str] = set()
+
+    def take(data: Any) -> None:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key in ("email", "phone") and isinstance(value, str) and len(value) >= 5:
+                    found.add(value)
+                else:
+                    take(value)
+
+    for row in conn.execute(select(leads.c.email, leads.c.phone).where(leads.c.id.in_(ids))):
+        take(dict(row._mapping))
+    for personal in conn.execute(
+        select(lead_events.c.personal).where(lead_events.c.lead_id.in_(ids), lead_events.c.personal.is_not(None))
+    ).scalars():
+        take(personal)
+    for before in conn.execute(
+        select(lead_merges.c.survivor_before, lead_merges.c.merged_before).where(
+            lead_merges.c.survivor_id.in_(ids) | lead_merges.c.merged_id.in_(ids)
+        )
+    ):
+        take(before.survivor_before)
+        take(before.merged_before)
+    return found
+
+
 def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: str) -> dict[str, Any]:
-    """Blank the lead's personal data everywhere, stop all contact, record that it happened."""
-    lead = _lead(conn, lead_id, lock=True)
+    """Blank the person's personal data everywhere, stop all contact, record that it happened.
+
+    A lead merged into another is the same person as its survivor, which holds what the merge
+    took from it: erasing either erases the survivor and every lead merged into it.
+    """
+    _lead(conn, lead_id)  # 404 for an unknown id
+    root, ids = _person(conn, lead_id)
+    lead = _lead(conn, root, lock=True)
     if lead["erased_at"] is not None:
-        raise Conflict(f"lead {lead_id} was already erased on {lead['erased_at']:%Y-%m-%d}")
+        raise Conflict(f"lead {root} was already erased on {lead['erased_at']:%Y-%m-%d}")
     now = ws.clock.now()
+    contacts = _known_contacts(conn, ids)
+    browsers = _browsers(conn, ids)
     conn.execute(
         update(leads)
-        .where(leads.c.id == lead_id)
+        .where(leads.c.id == root)
         .values(
             **dict.fromkeys(PERSONAL_FIELDS),
             erased_at=now,
@@ -90,38 +150,52 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
             consent_sms=False,
             do_not_contact=True,
             sla_next_at=None,
+            visitor_id=None,
         )
     )
     # the records merged into this one are the same person
     conn.execute(
         update(leads)
-        .where(leads.c.merged_into_id == lead_id)
+        .where(leads.c.id.in_(ids), leads.c.id != root)
         .values(
-            **dict.fromkeys(PERSONAL_FIELDS), erased_at=now, updated_at=now, consent_email=False, do_not_contact=True
+            **dict.fromkeys(PERSONAL_FIELDS),
+            erased_at=now,
+            updated_at=now,
+            consent_email=False,
+            do_not_contact=True,
+            visitor_id=None,
         )
     )
-    conn.execute(update(lead_events).where(lead_events.c.lead_id == lead_id).values(personal=None))
+    conn.execute(update(lead_events).where(lead_events.c.lead_id.in_(ids)).values(personal=None, visitor_id=None))
     conn.execute(
         update(notifications)
-        .where(notifications.c.lead_id == lead_id, notifications.c.status.in_(("pending", "sending")))
+        .where(notifications.c.lead_id.in_(ids), notifications.c.status.in_(("pending", "sending")))
         .values(status="cancelled", last_error="the lead was erased")
+    )
+    # what was written to the person (nurture) or about them (owners' notices, SLA reminders)
+    notices = list(conn.execute(select(notifications.c.id).where(notifications.c.lead_id.in_(ids))).scalars())
+    conn.execute(
+        update(notifications)
+        .where(notifications.c.lead_id.in_(ids), notifications.c.reason == "nurture")
+        .values(recipient="erased")
     )
     conn.execute(
         update(notifications)
-        .where(notifications.c.lead_id == lead_id, notifications.c.reason == "nurture")
-        .values(recipient="erased", subject="erased", body="", html=None, headers=None)
+        .where(notifications.c.lead_id.in_(ids))
+        .values(subject="erased", body="", html=None, headers=None)
     )
     conn.execute(
         update(nurture_enrolments)
-        .where(nurture_enrolments.c.lead_id == lead_id, nurture_enrolments.c.status == "active")
+        .where(nurture_enrolments.c.lead_id.in_(ids), nurture_enrolments.c.status == "active")
         .values(status="exited", next_at=None, ended_at=now, end_reason="lead_erased")
     )
-    # identity: the lead's blocking keys (hashes of its email, phone and name) and the personal
+    _forget_visitors(conn, browsers)
+    # identity: the person's blocking keys (hashes of its email, phone and name) and the personal
     # fields of the merge snapshots it appears in (unmerge then restores the blanks)
-    conn.execute(delete(lead_match_keys).where(lead_match_keys.c.lead_id == lead_id))
+    conn.execute(delete(lead_match_keys).where(lead_match_keys.c.lead_id.in_(ids)))
     for merge in conn.execute(
         select(lead_merges.c.id, lead_merges.c.survivor_before, lead_merges.c.merged_before).where(
-            (lead_merges.c.survivor_id == lead_id) | (lead_merges.c.merged_id == lead_id)
+            lead_merges.c.survivor_id.in_(ids) | lead_merges.c.merged_id.in_(ids)
         )
     ).all():
         conn.execute(
@@ -133,23 +207,59 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
             )
         )
     replays = 0
-    for value in (lead["email"], lead["phone"]):
-        if value:
-            replays += conn.execute(
-                delete(idempotency_keys).where(cast(idempotency_keys.c.response, Text).contains(value))
-            ).rowcount
+    for value in sorted(contacts):
+        replays += conn.execute(
+            delete(idempotency_keys).where(cast(idempotency_keys.c.response, Text).contains(value))
+        ).rowcount
     ev.append(
         conn,
         [
             ev.event_row(
                 type=ev.LEAD_ERASED,
-                lead_id=lead_id,
+                lead_id=root,
                 occurred_at=now,
                 recorded_at=now,
                 actor=actor,
                 config_version=ws.version,
-                data={"reason": reason, "fields": list(PERSONAL_FIELDS)},
+                data={"reason": reason, "fields": list(PERSONAL_FIELDS), "leads": ids},
             )
         ],
     )
-    return {"lead_id": lead_id, "erased_at": now, "fields": list(PERSONAL_FIELDS), "replays_removed": replays}
+    if ws.path is not None:  # copies of the notices in the outbox (no SMTP server configured)
+        for notice in notices:
+            (ws.path / "outbox" / f"notification-{notice}.eml").unlink(missing_ok=True)
+    return {
+        "lead_id": root,
+        "leads": ids,
+        "erased_at": now,
+        "fields": list(PERSONAL_FIELDS),
+        "replays_removed": replays,
+    }
+
+
+def _browsers(conn: Connection, ids: list[int]) -> set[str]:
+    """The visitor ids (browser cookies) the person was seen with."""
+    found = set(conn.execute(select(visitors.c.id).where(visitors.c.lead_id.in_(ids))).scalars())
+    found.update(conn.execute(select(leads.c.visitor_id).where(leads.c.id.in_(ids))).scalars())
+    found.update(
+        conn.execute(select(lead_events.c.visitor_id).where(lead_events.c.lead_id.in_(ids)).distinct()).scalars()
+    )
+    found.discard(None)  # type: ignore[arg-type]
+    return found
+
+
+def _forget_visitors(conn: Connection, browsers: set[str]) -> None:
+    """The person's browser ids go: their sessions stay for the web metrics, under a fresh id no
+    browser holds, and a page view from the old id is a stranger's."""
+    for visitor in conn.execute(select(visitors).where(visitors.c.id.in_(sorted(browsers)))).all():
+        stranger = f"erased-{secrets.token_hex(12)}"
+        conn.execute(
+            insert(visitors).values(
+                id=stranger,
+                lead_id=visitor.lead_id,
+                first_seen_at=visitor.first_seen_at,
+                last_seen_at=visitor.last_seen_at,
+            )
+        )
+        conn.execute(update(web_sessions).where(web_sessions.c.visitor_id == visitor.id).values(visitor_id=stranger))
+        conn.execute(delete(visitors).where(visitors.c.id == visitor.id))
