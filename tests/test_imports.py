@@ -190,12 +190,19 @@ def test_records_that_cannot_be_rows_are_rejected_by_line_and_the_rest_lands(
     assert (summary.rows_read, summary.created, summary.rejected) == (10, 4, 6)
     by_line = {r["line"]: r["reason"] for r in summary.rejections}
     assert sorted(by_line) == [3, 5, 6, 7, 8, 9]
-    assert "check its quotes" in by_line[3] and "field larger than field limit" in by_line[9]
+    assert "quote" in by_line[3] and "a field over 10 MB" in by_line[9]
     assert "4 values, but the header has 3 columns" in by_line[5] and "1 values" in by_line[6]
     assert "NUL" in by_line[7] and "--encoding" in by_line[8]
     with sqlite_ws.reader() as conn:
         emails = set(conn.execute(select(leads.c.email)).scalars())
     assert emails == {"ada@ex.example", "bob@ex.example", "trail@ex.example", "carl@ex.example"}
+    short = write(
+        tmp_path / "short.csv",
+        'Email,First Name,Company\nann@ex.example,Ann,"Acme\nbea@ex.example,Bea,Beta\ncy@ex.example,Cy,Gamma\n',
+    )
+    reread = import_file(sqlite_ws, short, "leads")  # the quote runs to the end of the file
+    assert (reread.created, [r["line"] for r in reread.rejections]) == (2, [2])
+    assert "check its quotes" in reread.rejections[0]["reason"]
 
 
 def test_encodings_and_headers(tmp_path: Path, sqlite_ws: Workspace) -> None:

@@ -171,7 +171,8 @@ def rows_with_lines(
                 except csv.Error as exc:
                     lines.skip_record(start)
                     reader = csv.reader(lines, strict=True)
-                    yield start, Unreadable("row", f"cannot be read as CSV ({exc}); check its quotes")
+                    hint = "a field over 10 MB, or a quote never closed" if "limit" in str(exc) else "check its quotes"
+                    yield start, Unreadable("row", f"cannot be read as CSV ({exc}): {hint}")
                     continue
                 if not any(v.strip() for v in values):
                     continue
