@@ -212,13 +212,18 @@ def test_encodings_and_headers(tmp_path: Path, sqlite_ws: Workspace) -> None:
     refused = import_file(sqlite_ws, cp1252, "leads")
     assert refused.rejected == 1 and "--encoding" in refused.rejections[0]["reason"]
     assert import_file(sqlite_ws, cp1252, "leads", encoding="cp1252").created == 1  # another run: another encoding
+    assert import_file(sqlite_ws, cp1252, "leads", encoding="windows-1252").already_imported  # the same encoding
+    assert import_file(sqlite_ws, cp1252, "leads", encoding="UTF8").already_imported  # the first run's
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + "Email,First Name\nzoe@ex.example,Zo\u00eb\n".encode())
+    assert import_file(sqlite_ws, bom, "leads", encoding="cp1252").created == 1  # the BOM says UTF-8
     utf16 = tmp_path / "unicode.csv"
     utf16.write_bytes(
         "Email,First Name,Company\nasa@ex.example,\u00c5sa,Malm\u00f6 AB\n".encode("utf-16")
     )  # with a BOM
     assert import_file(sqlite_ws, utf16, "leads").created == 1
     with sqlite_ws.reader() as conn:
-        assert set(conn.execute(select(leads.c.first_name)).scalars()) == {"Bj\u00f6rn", "\u00c5sa"}
+        assert set(conn.execute(select(leads.c.first_name)).scalars()) == {"Bj\u00f6rn", "\u00c5sa", "Zo\u00eb"}
     twice = write(tmp_path / "twice.csv", "email,first_name,email\nada@ex.example,Ada,other@ex.example\n")
     with pytest.raises(InvalidInput) as caught:
         import_file(sqlite_ws, twice, "leads")

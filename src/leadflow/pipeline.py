@@ -128,6 +128,9 @@ def process_many(
             flush()
             known.update(find_by_email_keys(conn, [key]))
         existing = known.get(key) if key else None
+        # found by the email of a lead merged into it: the survivor keeps its own address, which
+        # would otherwise identify no one
+        merged_email = existing is not None and existing["email_key"] != key
         match = None
         if existing is None:
             if i and filed.shares(capture):  # may be someone this batch created or changed
@@ -147,6 +150,7 @@ def process_many(
             now=now,
             history=history.pop(capture.fields.get("visitor_id"), None),
             match=match,
+            keep_email=merged_email,
         )
         plans.append(plan)
         if i < last:
@@ -207,6 +211,7 @@ def _plan(
     now: datetime,
     history: list[dict[str, Any]] | None = None,
     match: identity.Candidate | None = None,
+    keep_email: bool = False,
 ) -> _Plan:
     version = rules.version
     at = capture.occurred_at
@@ -241,6 +246,8 @@ def _plan(
     # touch keeps its attribution, later touches are recorded on their own event).
     changed: list[str] = []
     for name, value in capture.personal.items():
+        if keep_email and name in ("email", "email_key"):
+            continue
         if lead.get(name) != value:
             lead[name] = value
             changed.append(name)

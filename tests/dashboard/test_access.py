@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 import pytest
@@ -85,6 +86,10 @@ def test_repeated_failures_lock_the_account_for_a_while(ws: Workspace, live: Liv
     clock.advance(seconds=61)
     assert _sign_in(live, "ben@northwind.example")[1].status_code == 303  # and the count starts again
     assert _sign_in(live, "ben@northwind.example", "typo")[1].status_code == 401
+    # an email with no account locks alike: a lock does not tell that an account exists
+    stranger = f"nobody.{uuid.uuid4().hex[:8]}@northwind.example"
+    strangers = [_sign_in(live, stranger, f"guess {i}")[1].status_code for i in range(6)]
+    assert strangers == [401] * 5 + [429]
 
 
 def test_session_cookie_is_httponly_and_samesite(ws: Workspace, live: LiveServer) -> None:

@@ -189,6 +189,8 @@ def test_the_email_and_id_of_a_merged_lead_still_find_the_person(ws: Workspace) 
         assert get_lead(conn, third.lead_id)["email"] == "countess@analytical.example"
     again = capture(ws, {"email": "ADA@home.example", "city": "London"})
     assert again.lead_id == third.lead_id and not again.created  # through both merges
+    own = capture(ws, {"email": "countess@analytical.example"})  # the survivor kept its own address
+    assert own.lead_id == third.lead_id and not own.created
     assert live_leads(ws) == 1
     with ws.transaction() as conn:
         by_email = record_event(ws, conn, EventIn(type="email_replied", email="ada@home.example"), actor="test")

@@ -84,14 +84,14 @@ def form_to_lead(
     return lead
 
 
-_GROUPED = re.compile(r"\d{1,3}(?:([,. '])\d{3})(?:\1\d{3})*")
+_GROUPED = re.compile(r"[0-9]{1,3}(?:([,. '])[0-9]{3})(?:\1[0-9]{3})*")
 
 
 def _head_count(name: str, value: str) -> int:
     """A number of employees as people write it: 250, 1,500, 1.500 or 1 500 (thousands grouped)."""
-    if value.isdigit() or _GROUPED.fullmatch(value):
-        return int(re.sub(r"\D", "", value))
-    raise InvalidInput("the form is not valid", [Problem(name, f"{value!r} is not a whole number of employees")])
+    if len(value) <= 20 and (re.fullmatch(r"[0-9]+", value) or _GROUPED.fullmatch(value)):
+        return int(re.sub(r"[^0-9]", "", value))
+    raise InvalidInput("the form is not valid", [Problem(name, f"{value[:40]!r} is not a whole number of employees")])
 
 
 def form_names(form: Mapping[str, str], problems: list[Problem]) -> list[Problem]:

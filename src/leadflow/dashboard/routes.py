@@ -209,7 +209,7 @@ def login(
             token=sessions.login_token(key, now),
             next=_safe_next(next),
             email=email,
-            failed=f"Too many failed sign-ins for this account or from this address; try again in {seconds} s.",
+            failed=f"Too many failed sign-ins; try again in {seconds} s.",
         )
         response.headers["Retry-After"] = str(seconds)
         return response

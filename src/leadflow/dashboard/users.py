@@ -147,24 +147,45 @@ def authenticate(conn: Connection, email: str, password: str, now: datetime | No
 
     With ``now``, failures count: after :data:`LOCK_AFTER` in a row the account is locked (any
     password refused, :class:`Locked` raised) for 30 s, then twice as long after each further
-    failure, up to 15 minutes; a success starts the count again.
+    failure, up to 15 minutes; a success starts the count again. An email with no account locks
+    the same way (in this process), so a lock does not tell that an account exists.
     """
-    row = conn.execute(
-        select(users).where(users.c.email == email.strip().lower(), users.c.disabled_at.is_(None))
-    ).first()
-    if row is not None and now is not None and row.locked_until is not None and row.locked_until > now:
-        raise Locked(row.locked_until)
+    email = email.strip().lower()
+    row = conn.execute(select(users).where(users.c.email == email, users.c.disabled_at.is_(None))).first()
+    if now is not None:
+        until = row.locked_until if row is not None else _STRANGERS.get(email, (0, None))[1]
+        if until is not None and until > now:
+            raise Locked(until)
     try:
         _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
-        if row is not None and now is not None:
-            failed = row.failed_sign_ins + 1
-            lock = None
-            if failed >= LOCK_AFTER:
-                lock = now + min(LOCK_LONGEST, LOCK_FIRST * 2 ** min(failed - LOCK_AFTER, 10))
-            conn.execute(update(users).where(users.c.id == row.id).values(failed_sign_ins=failed, locked_until=lock))
+        if now is not None:
+            _failed(conn, row, email, now)
         return None
     return _from_row(row) if row is not None else None
+
+
+# Failed sign-ins of emails that have no account: (failures, locked until), in this process.
+_STRANGERS: dict[str, tuple[int, datetime | None]] = {}
+
+
+def _failed(conn: Connection, row: Any, email: str, now: datetime) -> None:
+    if row is not None:  # counted in the database, atomically: concurrent guesses all count
+        failed = conn.execute(
+            update(users)
+            .where(users.c.id == row.id)
+            .values(failed_sign_ins=users.c.failed_sign_ins + 1)
+            .returning(users.c.failed_sign_ins)
+        ).scalar_one()
+    else:
+        if len(_STRANGERS) > 10_000:
+            _STRANGERS.clear()
+        failed = _STRANGERS.get(email, (0, None))[0] + 1
+    lock = now + min(LOCK_LONGEST, LOCK_FIRST * 2 ** min(failed - LOCK_AFTER, 10)) if failed >= LOCK_AFTER else None
+    if row is not None:
+        conn.execute(update(users).where(users.c.id == row.id).values(locked_until=lock))
+    else:
+        _STRANGERS[email] = (failed, lock)
 
 
 def record_sign_in(conn: Connection, user: User, now: datetime) -> None:

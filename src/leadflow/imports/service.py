@@ -10,6 +10,7 @@ end are written to ``FILE.errors.csv``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -73,6 +74,7 @@ def file_hash(path: Path) -> tuple[str, int]:
 
 # Byte-order marks: a file that starts with one is read in that encoding, whatever was asked.
 _BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
     (b"\xff\xfe\x00\x00", "utf-32"),
     (b"\x00\x00\xfe\xff", "utf-32"),
     (b"\xff\xfe", "utf-16"),
@@ -245,7 +247,11 @@ def import_file(
 
 def _start(ws: Workspace, path: Path, kind: str, mapping: ColumnMapping, digest: str, encoding: str) -> dict[str, Any]:
     """The run of this file, kind and mapping: found (and claimed, if unfinished) or begun."""
-    mapping_digest = hashlib.sha256(f"{encoding}\n{mapping.model_dump_json()}".encode()).hexdigest()
+    # The encoding as Python names it (utf8 and UTF-8 are one), and nothing for UTF-8: runs
+    # recorded before imports took an encoding keep being recognised.
+    name = codecs.lookup(encoding).name.removesuffix("-sig")
+    prefix = "" if name == "utf-8" else f"{name}\n"
+    mapping_digest = hashlib.sha256(f"{prefix}{mapping.model_dump_json()}".encode()).hexdigest()
     now = ws.clock.now()
     claim = secrets.token_hex(16)
     try:

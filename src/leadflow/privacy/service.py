@@ -209,7 +209,7 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
     replays = 0
     for value in sorted(contacts):
         replays += conn.execute(
-            delete(idempotency_keys).where(cast(idempotency_keys.c.response, Text).contains(value))
+            delete(idempotency_keys).where(cast(idempotency_keys.c.response, Text).contains(value, autoescape=True))
         ).rowcount
     ev.append(
         conn,
