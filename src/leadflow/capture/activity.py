@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select
 from leadflow.capture.schemas import EventIn
 from leadflow.db.tables import leads, visitors
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
-from leadflow.identity.service import find_by_email_keys
+from leadflow.identity.service import find_by_email_keys, survivor
 from leadflow.pipeline import Activity, record_activities
 from leadflow.tracking.service import PageView, track_page_views
 from leadflow.workspace import Workspace
@@ -108,21 +108,14 @@ def _resolve_lead(conn: Connection, event: EventIn) -> int | None:
 
 
 def _require_lead(conn: Connection, lead_id: int, field: str) -> int:
-    """The live lead an id names: a lead merged into another is its survivor (through a chain of
-    merges), so activity that other systems report under an old id still counts for the person."""
-    seen = []
-    while True:
-        row = conn.execute(select(leads.c.merged_into_id, leads.c.erased_at).where(leads.c.id == lead_id)).first()
-        if row is None:
-            raise NotFound(f"no lead with id {lead_id}", [Problem(field, "no such lead")])
-        if row.erased_at is not None:
-            raise Conflict(
-                f"lead {lead_id} was erased", [Problem(field, "this lead was erased; nothing more is recorded")]
-            )
-        if row.merged_into_id is None or row.merged_into_id in seen:
-            return lead_id
-        seen.append(lead_id)
-        lead_id = row.merged_into_id
+    """The live lead an id names: a lead merged into another is its survivor, so activity that
+    other systems report under an old id still counts for the person."""
+    lead = survivor(conn, lead_id)
+    if lead is None:
+        raise NotFound(f"no lead with id {lead_id}", [Problem(field, "no such lead")])
+    if lead["erased_at"] is not None:
+        raise Conflict(f"lead {lead_id} was erased", [Problem(field, "this lead was erased; nothing more is recorded")])
+    return int(lead["id"])
 
 
 def _known_visitor(conn: Connection, visitor: str, lead_id: int, at: datetime) -> None:

@@ -52,22 +52,27 @@ def find_by_email_keys(conn: Connection, keys: Collection[str]) -> dict[str, dic
     return found
 
 
+def survivor(conn: Connection, lead_id: int) -> dict[str, Any] | None:
+    """The lead an id stands for now: the lead itself, or the one it was merged into, through
+    chains of merges (None for an unknown id). The caller decides what an erased one means."""
+    seen: set[int] = set()
+    while lead_id not in seen:
+        seen.add(lead_id)
+        rows = _BY_ID.execute(conn, {"id": lead_id})
+        if not rows or rows[0]["merged_into_id"] is None:
+            return rows[0] if rows else None
+        lead_id = rows[0]["merged_into_id"]
+    return None  # a cycle cannot be made by merging; be safe
+
+
 def _survivors_by_email_keys(conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """The email of a lead merged into another still names the person: its survivor (through a
-    chain of merges), unless that was erased. One lookup in a small index when nothing is found."""
-    into = {row["email_key"]: row["merged_into_id"] for row in _MERGED_BY_EMAIL_KEYS.execute(conn, {"keys": keys})}
+    """The email of a lead merged into another still names the person: its survivor, unless that
+    was erased. One lookup in a small index when nothing is found."""
     found: dict[str, dict[str, Any]] = {}
-    for key, lead_id in into.items():
-        seen: set[int] = set()
-        while lead_id is not None and lead_id not in seen:
-            seen.add(lead_id)
-            rows = _BY_ID.execute(conn, {"id": lead_id})
-            if not rows or rows[0]["erased_at"] is not None:
-                break
-            if rows[0]["merged_into_id"] is None:
-                found[key] = rows[0]
-                break
-            lead_id = rows[0]["merged_into_id"]
+    for row in _MERGED_BY_EMAIL_KEYS.execute(conn, {"keys": keys}):
+        lead = survivor(conn, row["merged_into_id"])
+        if lead is not None and lead["erased_at"] is None:
+            found[row["email_key"]] = lead
     return found
 
 

@@ -27,6 +27,7 @@ from leadflow.db.tables import (
     web_sessions,
 )
 from leadflow.errors import Conflict, NotFound
+from leadflow.identity.service import survivor
 from leadflow.leads.fields import PERSONAL_FIELDS
 
 if TYPE_CHECKING:
@@ -78,12 +79,10 @@ def export(ws: Workspace, conn: Connection, lead_id: int) -> dict[str, Any]:
 def _person(conn: Connection, lead_id: int) -> tuple[int, list[int]]:
     """The live lead a lead id stands for (a merged lead lives on in its survivor) and every lead
     id that is the same person: the survivor and all leads merged into it, through chains."""
-    root, seen = lead_id, {lead_id}
-    while (into := conn.execute(select(leads.c.merged_into_id).where(leads.c.id == root)).scalar()) is not None:
-        if into in seen:
-            break
-        seen.add(into)
-        root = into
+    found = survivor(conn, lead_id)
+    if found is None:
+        raise NotFound(f"no lead with id {lead_id}")
+    root = int(found["id"])
     ids, frontier = [root], [root]
     while frontier:
         frontier = [
@@ -130,7 +129,6 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
     A lead merged into another is the same person as its survivor, which holds what the merge
     took from it: erasing either erases the survivor and every lead merged into it.
     """
-    _lead(conn, lead_id)  # 404 for an unknown id
     root, ids = _person(conn, lead_id)
     lead = _lead(conn, root, lock=True)
     if lead["erased_at"] is not None:
@@ -138,9 +136,9 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
     now = ws.clock.now()
     contacts = _known_contacts(conn, ids)
     browsers = _browsers(conn, ids)
-    conn.execute(
+    conn.execute(  # the survivor and the records merged into it: one person
         update(leads)
-        .where(leads.c.id == root)
+        .where(leads.c.id.in_(ids))
         .values(
             **dict.fromkeys(PERSONAL_FIELDS),
             erased_at=now,
@@ -150,19 +148,6 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
             consent_sms=False,
             do_not_contact=True,
             sla_next_at=None,
-            visitor_id=None,
-        )
-    )
-    # the records merged into this one are the same person
-    conn.execute(
-        update(leads)
-        .where(leads.c.id.in_(ids), leads.c.id != root)
-        .values(
-            **dict.fromkeys(PERSONAL_FIELDS),
-            erased_at=now,
-            updated_at=now,
-            consent_email=False,
-            do_not_contact=True,
             visitor_id=None,
         )
     )
