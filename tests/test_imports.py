@@ -213,7 +213,9 @@ def test_encodings_and_headers(tmp_path: Path, sqlite_ws: Workspace) -> None:
     assert refused.rejected == 1 and "--encoding" in refused.rejections[0]["reason"]
     assert import_file(sqlite_ws, cp1252, "leads", encoding="cp1252").created == 1  # another run: another encoding
     assert import_file(sqlite_ws, cp1252, "leads", encoding="windows-1252").already_imported  # the same encoding
-    assert import_file(sqlite_ws, cp1252, "leads", encoding="UTF8").already_imported  # the first run's
+    # the first run landed nothing, so it is not remembered: run again, it is tried again
+    again = import_file(sqlite_ws, cp1252, "leads", encoding="UTF8")
+    assert not again.already_imported and (again.rejected, again.landed) == (1, 0)
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbf" + "Email,First Name\nzoe@ex.example,Zo\u00eb\n".encode())
     assert import_file(sqlite_ws, bom, "leads", encoding="cp1252").created == 1  # the BOM says UTF-8
@@ -222,6 +224,7 @@ def test_encodings_and_headers(tmp_path: Path, sqlite_ws: Workspace) -> None:
         "Email,First Name,Company\nasa@ex.example,\u00c5sa,Malm\u00f6 AB\n".encode("utf-16")
     )  # with a BOM
     assert import_file(sqlite_ws, utf16, "leads").created == 1
+    assert import_file(sqlite_ws, utf16, "leads", encoding="UTF8").already_imported  # utf-8 however spelled
     with sqlite_ws.reader() as conn:
         assert set(conn.execute(select(leads.c.first_name)).scalars()) == {"Bj\u00f6rn", "\u00c5sa", "Zo\u00eb"}
     twice = write(tmp_path / "twice.csv", "email,first_name,email\nada@ex.example,Ada,other@ex.example\n")

@@ -16,6 +16,9 @@ from sqlalchemy import Connection, insert, select
 from leadflow.db.fastpath import Prepared
 from leadflow.db.tables import lead_events
 
+# The actor of everything recorded for history imported as it happened: never sent to webhooks.
+HISTORY = "history"
+
 # Steps of the pipeline and changes to the lead record.
 LEAD_CREATED = "lead_created"
 LEAD_CAPTURED = "lead_captured"  # a known lead submitted again: a new touch
@@ -124,6 +127,7 @@ def event_row(
     personal: Mapping[str, Any] | None = None,
     visitor_id: str | None = None,
     stage: str | None = None,
+    external_id: str | None = None,
 ) -> dict[str, Any]:
     return {
         "lead_id": lead_id,
@@ -136,6 +140,7 @@ def event_row(
         "data": dict(data or {}),
         "personal": dict(personal) if personal else None,
         "config_version": config_version,
+        "external_id": external_id,
     }
 
 
@@ -150,6 +155,7 @@ EVENT_COLUMNS = (
     "data",
     "personal",
     "config_version",
+    "external_id",
 )
 _INSERT = Prepared(insert(lead_events), column_keys=EVENT_COLUMNS)
 

@@ -29,7 +29,13 @@ from leadflow.enrich.service import derive
 from leadflow.handoff.service import hand_off
 from leadflow.identity import capture as identity
 from leadflow.identity.accounts import link_accounts
-from leadflow.identity.service import anonymous_history, find_by_email_keys, link_visitors
+from leadflow.identity.service import (
+    anonymous_history,
+    find_by_email_keys,
+    find_by_external_ids,
+    link_visitors,
+    remember_external_ids,
+)
 from leadflow.leads.service import LEAD_COLUMNS, PROJECTION_COLUMNS, load_for_update, require_live, save_projections
 from leadflow.model import scoring as predictive
 from leadflow.qualify import product
@@ -104,33 +110,50 @@ def process_many(
     rules = ws.rules
     now = ws.clock.now()
     keys = {c.email_key for c in captures if c.email_key}
-    _lock_identity_keys(conn, keys)
+    external = {x for c in captures if (x := c.fields.get("external_id"))}
+    _lock_identity_keys(conn, keys | {f"external:{x}" for x in external})
     known = find_by_email_keys(conn, keys)
+    by_external = find_by_external_ids(conn, external)
     history = anonymous_history(conn, {c.fields["visitor_id"] for c in captures if c.fields.get("visitor_id")})
     probable = identity.probable_matches(conn, rules, captures, known)
     results: list[LeadResult] = []
     plans: list[_Plan] = []
     touched: dict[int, dict[str, Any]] = {}  # leads this batch already changed, by id
     created_keys: set[str] = set()
+    created_external: set[str] = set()
     filed = identity.BatchKeys(rules)  # blocking keys of the leads this batch created or changed
 
     def flush() -> None:
         nonlocal plans
         results.extend(_write(ws, conn, plans))
         identity.after_capture(ws, conn, [(p.before, p.lead, p.match) for p in plans])
+        remember_external_ids(conn, {(x, p.lead["id"]) for p in plans if (x := p.capture.fields.get("external_id"))})
         plans = []
         created_keys.clear()
+        created_external.clear()
 
     last = len(captures) - 1
     for i, capture in enumerate(captures):
         key = capture.email_key
-        if key and key in created_keys:
+        xid = capture.fields.get("external_id")
+        if (key and key in created_keys) or (xid and xid in created_external):
             flush()
-            known.update(find_by_email_keys(conn, [key]))
-        existing = known.get(key) if key else None
-        # found by the email of a lead merged into it: the survivor keeps its own address, which
-        # would otherwise identify no one
-        merged_email = existing is not None and existing["email_key"] != key
+            known.update(find_by_email_keys(conn, [key] if key else []))
+            by_external.update(find_by_external_ids(conn, [xid] if xid else []))
+        # the id of the system it came from names the person first; then the email
+        existing = by_external.get(xid) if xid else None
+        if existing is not None and existing["erased_at"] is not None:
+            existing = None
+        by_email = known.get(key) if key else None
+        if existing is None:
+            existing = by_email
+        # found by the email of a lead merged into it (the survivor keeps its own address, which
+        # would otherwise identify no one), or by its external id while the email names another
+        merged_email = existing is not None and (
+            existing["email_key"] != key
+            if existing is by_email
+            else by_email is not None and by_email["id"] != existing["id"]
+        )
         match = None
         if existing is None:
             if i and filed.shares(capture):  # may be someone this batch created or changed
@@ -158,10 +181,14 @@ def process_many(
         if existing is None:
             if key:
                 created_keys.add(key)
+            if xid:
+                created_external.add(xid)
         else:
             touched[existing["id"]] = plan.lead
             if key:
                 known[key] = plan.lead  # a later submission in this batch builds on this one
+            if xid:
+                by_external[xid] = plan.lead
     flush()
     return results
 
@@ -198,6 +225,8 @@ def _new_lead(capture: Capture, version: str) -> dict[str, Any]:
         pqa=False,
         stage_entered_at=capture.occurred_at,
         config_version=version,
+        sla_step=0,
+        historical=capture.history,
     )
     return lead
 
@@ -215,6 +244,8 @@ def _plan(
 ) -> _Plan:
     version = rules.version
     at = capture.occurred_at
+    if capture.history:
+        actor = ev.HISTORY
     lead = dict(existing) if existing is not None else _new_lead(capture, version)
     before = dict(existing) if existing is not None else None
     out: list[dict[str, Any]] = []
@@ -254,7 +285,7 @@ def _plan(
     for name, value in capture.fields.items():
         if existing is not None and name in ATTRIBUTION_FIELDS and lead.get(name):
             continue
-        if name == "visitor_id" and lead.get(name):
+        if name in ("visitor_id", "external_id") and lead.get(name):
             continue
         if lead.get(name) != value:
             lead[name] = value
@@ -321,9 +352,10 @@ def _plan(
     lead["criteria"] = criteria
 
     # qualify (stage): a new lead enters the funnel at the furthest stage its rules allow (one
-    # event; entering a later stage counts as having passed the earlier ones)
+    # event; entering a later stage counts as having passed the earlier ones). Imported stages
+    # are facts from the system the lead came from: the rules do not move it then.
     current = lead["stage"] if existing is not None else rules.stages.first
-    decision = rules.stages.automatic(current, lead)
+    decision = None if capture.stage_given else rules.stages.automatic(current, lead)
     if decision is not None:
         event(
             ev.STAGE_CHANGED,
@@ -343,10 +375,20 @@ def _plan(
         lead["last_activity_at"] = max(lead["last_activity_at"], history[-1]["occurred_at"])
 
     # route: a returning lead goes back to its owner; a new one, or one without an owner that is
-    # in play again, follows the routing rules
-    if lead.get("owner_id") is None and lead["stage"] not in routing.CLOSED:
+    # in play again, follows the routing rules. History is not routed: it keeps the owner it had.
+    if not capture.history:
+        lead["historical"] = False
+    if capture.owner_id and capture.owner_id != lead.get("owner_id"):
+        lead.update(owner_id=capture.owner_id, team_id=capture.team_id, assigned_at=at)
+        event(
+            ev.LEAD_ASSIGNED,
+            {"owner": capture.owner_id, "team": capture.team_id, "strategy": "imported", "why": "owner in the import"},
+        )
+    elif lead.get("owner_id") is None and lead["stage"] not in routing.CLOSED and not capture.history:
         plan.assignment = routing.plan(rules, lead, at, actor)
-    plan.handoff = decision is not None and decision.to == rules.config.handoff.stage
+    plan.handoff = decision is not None and decision.to == rules.config.handoff.stage and not capture.history
+    if capture.history:
+        plan.review = None
     return plan
 
 
@@ -374,7 +416,13 @@ def _write(ws: Workspace, conn: Connection, plans: list[_Plan]) -> list[LeadResu
     )
     active = routing.directory(ws, conn).by_id
     for p in plans:  # a returning lead whose owner has left is routed afresh
-        if p.before is not None and p.assignment is None and p.lead.get("owner_id") not in (None, *active):
+        if (
+            p.before is not None
+            and p.assignment is None
+            and not p.capture.history
+            and not p.capture.owner_id
+            and p.lead.get("owner_id") not in (None, *active)
+        ):
             p.lead["owner_id"] = None
             p.assignment = routing.plan(rules, p.lead, p.capture.occurred_at, p.events[0]["actor"])
     assignments = [p.assignment for p in plans if p.assignment is not None]
@@ -458,6 +506,7 @@ class Activity:
     data: dict[str, Any] = field(default_factory=dict)
     personal: dict[str, Any] | None = None
     visitor_id: str | None = None
+    external_id: str | None = None  # its id in the system it came from
 
 
 @dataclass
@@ -499,6 +548,7 @@ def record_activities(ws: Workspace, conn: Connection, activities: Sequence[Acti
             lead: dict[str, Any] = lead,
             activity: Activity = activity,
             actor: str | None = None,
+            external_id: str | None = None,
         ) -> None:
             rows.append(
                 ev.event_row(
@@ -512,14 +562,17 @@ def record_activities(ws: Workspace, conn: Connection, activities: Sequence[Acti
                     personal=personal,
                     stage=stage,
                     visitor_id=activity.visitor_id,
+                    external_id=external_id,
                 )
             )
 
-        event(activity.type, activity.data, personal=activity.personal)
+        event(activity.type, activity.data, personal=activity.personal, external_id=activity.external_id)
         if lead.get("erased_at") is not None:
             results.append(ActivityResult(lead["id"], lead["score"], lead["stage"], False, False))
             continue
         before = tuple(lead[k] for k in PROJECTION_COLUMNS)
+        if activity.actor != ev.HISTORY:
+            lead["historical"] = False  # live activity: the lead is in play again
         active = activity.type in ev.ENGAGEMENT_TYPES or activity.type in ("call", "email_sent", "meeting_held")
         if active and (lead["last_activity_at"] is None or at > lead["last_activity_at"]):
             lead["last_activity_at"] = at
@@ -570,7 +623,7 @@ def record_activities(ws: Workspace, conn: Connection, activities: Sequence[Acti
                 actor="system",
             )
             lead.update(stage=decision.to, stage_entered_at=at, stage_reason=decision.why)
-            if decision.to == handoff_stage:
+            if decision.to == handoff_stage and activity.actor != ev.HISTORY:
                 handoffs.append((lead, at, "system"))
         if tuple(lead[k] for k in PROJECTION_COLUMNS) != before:
             lead["updated_at"] = max(lead["updated_at"], at)

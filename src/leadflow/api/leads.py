@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
@@ -18,8 +18,8 @@ from leadflow.api.deps import api_key, workspace
 from leadflow.capture.schemas import LeadIn
 from leadflow.capture.service import prepare
 from leadflow.errors import InvalidInput
-from leadflow.leads.schemas import CaptureOut, LeadWithEvents, Score, event_out, lead_out
-from leadflow.leads.service import get_lead
+from leadflow.leads.schemas import CaptureOut, LeadOut, LeadWithEvents, Score, event_out, lead_out
+from leadflow.leads.service import get_lead, list_leads
 from leadflow.pipeline import process, process_many
 from leadflow.qualify.service import change_stage
 
@@ -109,6 +109,34 @@ def create_leads(request: Request, body: Annotated[BatchIn, Body()], key: Writer
         return 200, BatchOut(**counts, results=results), {}
 
     return idempotency.run(ws, request, key.actor, body, work)
+
+
+class LeadPage(BaseModel):
+    leads: list[LeadOut]
+    next_after_id: int | None = Field(description="pass as after_id for the next page; none at the end")
+
+
+@router.get("", response_model=LeadPage, summary="Leads, newest first; or the lead of an external id")
+def list_leads_route(
+    request: Request,
+    key: Reader,
+    external_id: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="the lead's id in the system it came from")
+    ] = None,
+    stage: Annotated[str | None, Query(max_length=32)] = None,
+    owner: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> LeadPage:
+    """Live leads, newest first, a page at a time; ``external_id`` finds the lead a CRM record id
+    names (through merges)."""
+    ws = _ws(request)
+    with ws.reader() as conn:
+        rows = list_leads(conn, limit=limit, after_id=after_id, stage=stage, owner=owner, external_id=external_id)
+    return LeadPage(
+        leads=[lead_out(r, ws.rules.scoring) for r in rows],
+        next_after_id=rows[-1]["id"] if len(rows) == limit else None,
+    )
 
 
 @router.get("/{lead_id}", response_model=LeadWithEvents, summary="A lead with its event history")

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from leadflow.capture.schemas import EventIn
-from leadflow.db.tables import leads, visitors
+from leadflow.db.tables import lead_events, leads, visitors
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
-from leadflow.identity.service import find_by_email_keys, survivor
+from leadflow.identity.service import find_by_email_keys, find_by_external_ids, survivor
 from leadflow.pipeline import Activity, record_activities
 from leadflow.tracking.service import PageView, track_page_views
 from leadflow.workspace import Workspace
@@ -32,6 +32,14 @@ class Recorded:
 def record_event(ws: Workspace, conn: Connection, event: EventIn, *, actor: str) -> Recorded:
     now = ws.clock.now()
     at = event.occurred_at or now
+    if (
+        event.external_id is not None
+        and conn.execute(select(lead_events.c.id).where(lead_events.c.external_id == event.external_id)).first()
+    ):
+        raise Conflict(
+            f"activity {event.external_id!r} was recorded already",
+            [Problem("external_id", "an activity with this id was recorded already")],
+        )
     lead_id = _resolve_lead(conn, event)
     utm = {k: v for k in UTM if (v := getattr(event, k))}
     if event.type == "page_view":
@@ -77,6 +85,7 @@ def record_event(ws: Workspace, conn: Connection, event: EventIn, *, actor: str)
                 data=data,
                 personal={"text": event.text} if event.text else None,
                 visitor_id=event.visitor_id,
+                external_id=event.external_id,
             )
         ],
     )
@@ -86,6 +95,19 @@ def record_event(ws: Workspace, conn: Connection, event: EventIn, *, actor: str)
 
 
 def _resolve_lead(conn: Connection, event: EventIn) -> int | None:
+    if event.lead_external_id is not None:
+        lead = find_by_external_ids(conn, [event.lead_external_id]).get(event.lead_external_id)
+        if lead is None:
+            raise InvalidInput(
+                "unknown lead", [Problem("lead_external_id", "no lead has this external id; import the lead first")]
+            )
+        named = survivor(conn, event.lead_id) if event.lead_id is not None else None
+        if named is not None and named["id"] != lead["id"]:
+            raise InvalidInput(
+                "lead_id and lead_external_id name different leads",
+                [Problem("lead_external_id", f"belongs to lead {lead['id']}, not to lead {event.lead_id}")],
+            )
+        return _require_lead(conn, int(lead["id"]), "lead_external_id")
     if event.lead_id is not None:
         lead_id = _require_lead(conn, event.lead_id, "lead_id")
         if event.email:  # both given: they must name the same person

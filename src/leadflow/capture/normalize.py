@@ -23,6 +23,7 @@ from leadflow.clock import ensure_utc
 from leadflow.errors import InvalidInput, Problem
 
 FACT_FIELDS = (
+    "external_id",
     "company",
     "title",
     "website",
@@ -77,6 +78,11 @@ class Capture:
     custom: dict[str, Any] | None
     occurred_at: datetime
     utm: dict[str, str] = field(default_factory=dict)
+    # Imported history: recorded as of occurred_at, with nothing sent, scheduled or routed.
+    history: bool = False
+    owner_id: str | None = None  # the owner it had in the system it came from (imports)
+    team_id: str | None = None
+    stage_given: bool = False  # its stages come from the import, not from the stage rules
 
     @property
     def email_key(self) -> str | None:

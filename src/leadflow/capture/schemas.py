@@ -62,6 +62,10 @@ class LeadIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="the lead's id in the system it comes from (CRM record id): a later capture with it updates this lead",
+    )
     email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] | None = None
     first_name: Short | None = None
     last_name: Short | None = None
@@ -99,8 +103,18 @@ class LeadIn(BaseModel):
 
     @model_validator(mode="after")
     def _identifiable(self) -> LeadIn:
-        if not (self.email or self.phone or self.first_name or self.last_name or self.company or self.visitor_id):
-            raise ValueError("a lead needs at least one of email, phone, first_name, last_name, company or visitor_id")
+        if not (
+            self.email
+            or self.phone
+            or self.first_name
+            or self.last_name
+            or self.company
+            or self.visitor_id
+            or self.external_id
+        ):
+            raise ValueError(
+                "a lead needs at least one of email, phone, first_name, last_name, company, visitor_id or external_id"
+            )
         return self
 
 
@@ -110,7 +124,15 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     type: str = Field(description="one of the activity types: page_view, email_opened, call, product_usage, ...")
-    lead_id: int | None = Field(default=None, ge=1, le=2**62, description="the lead, or give email or visitor_id")
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="the activity's id in the system it comes from: recorded once, however often sent"
+    )
+    lead_id: int | None = Field(
+        default=None, ge=1, le=2**62, description="the lead, or give lead_external_id, email or visitor_id"
+    )
+    lead_external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="the lead's id in the system it comes from"
+    )
     email: Annotated[str, StringConstraints(max_length=320)] | None = None
     visitor_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     occurred_at: Moment | None = Field(default=None, description="when it happened; default now")
@@ -145,8 +167,8 @@ class EventIn(BaseModel):
 
     @model_validator(mode="after")
     def _who(self) -> EventIn:
-        if self.lead_id is None and not self.email and not self.visitor_id:
-            raise ValueError("say whose activity it is: lead_id, email or visitor_id")
+        if self.lead_id is None and not self.lead_external_id and not self.email and not self.visitor_id:
+            raise ValueError("say whose activity it is: lead_id, lead_external_id, email or visitor_id")
         if self.type == "page_view" and not self.url:
             raise ValueError("a page_view needs its url")
         if self.type == "referral" and self.referred_lead_id is None:

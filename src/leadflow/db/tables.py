@@ -242,6 +242,7 @@ spend = Table(
     Column("currency", String(3), nullable=False),
     Column("kind", String(16), nullable=False, server_default=text("'marketing'")),  # marketing | sales
     Column("origin", String(16), nullable=False),  # config | import | api | simulation
+    Column("custom", Json),
     Index(None, "period_start", "source_id"),
     Index(None, "campaign_id", "period_start"),
 )
@@ -271,6 +272,11 @@ leads = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The id of this person in the system they came from (a CRM's record id), as first known;
+    # every id a lead was known by is in lead_external_ids.
+    Column("external_id", String(100)),
+    # Imported as history: nothing is sent, scheduled or routed for it until it is captured again.
+    Column("historical", Boolean, nullable=False, server_default=text("false")),
     # personal
     Column("email", String(320)),
     Column("email_key", String(320)),
@@ -384,6 +390,17 @@ leads = Table(
     ),
 )
 
+# Every id a lead is known by in the systems it came from: a re-import of one updates the lead,
+# and deals and activity exported from that system link to it. The ids of a lead merged into
+# another keep naming it, and so find its survivor.
+lead_external_ids = Table(
+    "lead_external_ids",
+    metadata,
+    Column("external_id", String(100), primary_key=True),
+    Column("lead_id", Id, ForeignKey("leads.id"), nullable=False),
+    Index(None, "lead_id"),
+)
+
 lead_events = Table(
     "lead_events",
     metadata,
@@ -399,6 +416,15 @@ lead_events = Table(
     Column("data", Json, nullable=False),
     Column("personal", Json),
     Column("config_version", String(32), nullable=False),
+    # The activity's id in the system it was imported from: the same activity is recorded once.
+    Column("external_id", String(100)),
+    Index(
+        "uq_lead_events_external_id",
+        "external_id",
+        unique=True,
+        sqlite_where=text("external_id IS NOT NULL"),
+        postgresql_where=text("external_id IS NOT NULL"),
+    ),
     Index(
         None,
         "lead_id",
@@ -559,6 +585,7 @@ opportunities = Table(
     Column("lost_reason", String(300)),
     # Where the deal came from when no lead is linked (imported history): win rate by source.
     Column("source", String(64)),
+    Column("custom", Json),  # the import's custom.<name> columns
     Index(None, "lead_id"),
     Index(None, "account_id"),
     Index(None, "status", "closed_at"),
@@ -578,6 +605,7 @@ revenue = Table(
     Column("currency", String(3), nullable=False),
     Column("recognized_at", UtcDateTime, nullable=False),
     Column("kind", String(16), nullable=False),  # new | recurring | expansion | refund
+    Column("custom", Json),
     Index(None, "recognized_at"),
     Index(None, "lead_id"),
     Index(None, "account_id"),

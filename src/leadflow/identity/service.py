@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadflow.db.fastpath import Prepared
-from leadflow.db.tables import lead_events, lead_match_keys, leads, visitors, web_sessions
+from leadflow.db.tables import lead_events, lead_external_ids, lead_match_keys, leads, visitors, web_sessions
 from leadflow.identity.matching import Match, MatchModel
 
 # At most one live lead per email key (a unique partial index says so), so no ORDER BY/LIMIT:
@@ -50,6 +50,38 @@ def find_by_email_keys(conn: Connection, keys: Collection[str]) -> dict[str, dic
     if missing:
         found.update(_survivors_by_email_keys(conn, missing))
     return found
+
+
+_BY_EXTERNAL_IDS = Prepared(
+    select(lead_external_ids.c.external_id.label("_named"), leads)
+    .join(leads, leads.c.id == lead_external_ids.c.lead_id)
+    .where(lead_external_ids.c.external_id.in_(bindparam("ids", expanding=True)))
+)
+
+
+def find_by_external_ids(conn: Connection, ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The lead each external id names (an id of a merged lead names its survivor); erased leads
+    are found too, so that their ids are never given to someone else."""
+    if not ids:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for row in _BY_EXTERNAL_IDS.execute(conn, {"ids": list(ids)}):
+        external_id = row.pop("_named")
+        lead = row if row["merged_into_id"] is None else survivor(conn, row["merged_into_id"])
+        if lead is not None:
+            found[external_id] = lead
+    return found
+
+
+def remember_external_ids(conn: Connection, pairs: Collection[tuple[str, int]]) -> None:
+    """Record that each external id names that lead (ids already known are left as they are)."""
+    if not pairs:
+        return
+    rows = [{"external_id": external_id, "lead_id": lead_id} for external_id, lead_id in pairs]
+    if conn.dialect.name == "postgresql":
+        conn.execute(postgresql.insert(lead_external_ids).on_conflict_do_nothing(), rows)
+    else:
+        conn.execute(sqlite.insert(lead_external_ids).on_conflict_do_nothing(), rows)
 
 
 def survivor(conn: Connection, lead_id: int) -> dict[str, Any] | None:

@@ -2,40 +2,55 @@
 
 History is written as it happened (an opportunity closed two years ago stays closed then), so a
 team can load its past and measure it with the same metrics as live data. Each row is validated
-here and rejected with its field and reason when it does not fit.
+here and rejected with its field and reason when it does not fit; a valid row is written by the
+same service functions the API calls (:mod:`leadflow.opportunities.service`,
+:func:`leadflow.sources.service.record_spend`), so an imported won deal makes its lead a customer
+at the close time and records its revenue exactly as a deal closed through the API does.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import Connection, insert, select
 
-from leadflow import events as ev
+from leadflow.capture.schemas import CustomValue
 from leadflow.capture.service import problems_from_validation
-from leadflow.db.tables import accounts, leads, opportunities, revenue
-from leadflow.errors import Conflict, InvalidInput, Problem
+from leadflow.db.tables import accounts, opportunities, owners
+from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
+from leadflow.identity.service import find_by_email_keys, find_by_external_ids, survivor
+from leadflow.opportunities.service import close_opportunity, create_opportunity, record_revenue
 from leadflow.sources.service import record_spend
 from leadflow.workspace import Workspace
 
 SALES_KINDS = ("opportunities", "spend", "revenue")
 DATE_FIELDS = {"created_at", "closed_at", "recognized_at", "period_start", "period_end"}
 Amount = Decimal
+Custom = dict[str, CustomValue] | None
 
 
 class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OpportunityRow(_Row):
+class _LeadLink(_Row):
+    """Which lead a row belongs to: its id here, its id in the system it came from, or its email."""
+
+    lead_id: int | None = Field(default=None, ge=1, le=2**62)
+    lead_external_id: str | None = Field(default=None, max_length=100)
+    lead_email: str | None = Field(default=None, max_length=320)
+
+
+class OpportunityRow(_LeadLink):
     external_id: str | None = Field(default=None, max_length=100)
     name: str | None = Field(default=None, max_length=300)
-    lead_email: str | None = Field(default=None, max_length=320)
     account: str | None = Field(default=None, max_length=300)
-    owner: str | None = Field(default=None, max_length=64)
+    owner: str | None = Field(default=None, max_length=320)
     product: str | None = Field(default=None, max_length=200)
     amount: Amount | None = Field(default=None, ge=0, max_digits=16, decimal_places=2)
     status: Literal["open", "won", "lost"] = "open"
@@ -45,6 +60,7 @@ class OpportunityRow(_Row):
     closed_at: datetime | None = None
     source: str | None = Field(default=None, max_length=64)
     lost_reason: str | None = Field(default=None, max_length=300)
+    custom: Custom = None
 
 
 class SpendRow(_Row):
@@ -54,6 +70,7 @@ class SpendRow(_Row):
     period_end: date
     amount: Amount = Field(ge=0, max_digits=16, decimal_places=2)
     kind: Literal["marketing", "sales"] = "marketing"
+    custom: Custom = None
 
     @field_validator("period_start", "period_end", mode="before")
     @classmethod
@@ -61,56 +78,81 @@ class SpendRow(_Row):
         return value.date() if isinstance(value, datetime) else value
 
 
-class RevenueRow(_Row):
+class RevenueRow(_LeadLink):
     external_id: str | None = Field(default=None, max_length=100)
     amount: Amount = Field(max_digits=16, decimal_places=2)
     recognized_at: datetime
     kind: Literal["new", "recurring", "expansion", "refund"] = "recurring"
-    lead_email: str | None = Field(default=None, max_length=320)
     account: str | None = Field(default=None, max_length=300)
     opportunity_external_id: str | None = Field(default=None, max_length=100)
+    custom: Custom = None
 
 
 SCHEMAS: dict[str, type[_Row]] = {"opportunities": OpportunityRow, "spend": SpendRow, "revenue": RevenueRow}
-TARGETS = {kind: tuple(schema.model_fields) for kind, schema in SCHEMAS.items()}
+TARGETS = {kind: tuple(n for n in schema.model_fields if n != "custom") for kind, schema in SCHEMAS.items()}
 
 
-def _moment(value: Any, field: str, date_format: str | None) -> Any:
+def moment(value: Any, field: str, date_format: str | None, zone: tzinfo = UTC) -> Any:
+    """A cell as an aware time: in ``date_format`` (else ISO 8601), in ``zone`` unless it says its own."""
     if not isinstance(value, str):
         return value
     try:
-        moment = datetime.strptime(value, date_format) if date_format else datetime.fromisoformat(value)
+        at = datetime.strptime(value, date_format) if date_format else datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(
-            "not a date", [Problem(field, f"{value!r} is not a date ({date_format or 'ISO 8601'})")]
+            "not a date", [Problem(field, f"{value!r} is not a date ({date_format or 'ISO 8601, e.g. 2024-03-01'})")]
         ) from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    at = at if at.tzinfo else at.replace(tzinfo=zone)
     try:
-        utc = moment.astimezone(UTC)
+        utc = at.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:00-05:00 is past the last day a datetime holds
         utc = None
     if utc is None or not 1970 <= utc.year <= 2200:
         raise InvalidInput("not a date", [Problem(field, f"{value!r} is not between 1970 and 2200")])
-    return moment
+    return at
 
 
-def parse(kind: str, payload: dict[str, Any], date_format: str | None) -> _Row:
-    data = {k: (_moment(v, k, date_format) if k in DATE_FIELDS else v) for k, v in payload.items()}
+def parse(kind: str, payload: dict[str, Any]) -> _Row:
+    """A mapped row (times already read) as the kind's validated row."""
     try:
-        return SCHEMAS[kind].model_validate(data)
+        return SCHEMAS[kind].model_validate(payload)
     except ValidationError as exc:
         raise InvalidInput(f"invalid {kind} row", problems_from_validation(exc)) from None
 
 
-def _lead_by_email(conn: Connection, email: str | None) -> int | None:
-    if not email:
-        return None
-    found = conn.execute(
-        select(leads.c.id).where(leads.c.email_key == email.strip().lower(), leads.c.merged_into_id.is_(None))
-    ).first()
-    if found is None:
-        raise InvalidInput("unknown lead", [Problem("lead_email", "no lead has this email")])
-    return int(found.id)
+@dataclass
+class Notes:
+    """What an import wants the user to know beyond created and rejected: counts by what
+    happened, and warning lines (a deal won before its lead was created, ...)."""
+
+    line: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def warn(self, field_: str, message: str) -> None:
+        self.warnings.append({"line": self.line, "field": field_, "message": message})
+
+
+class OwnerBook:
+    """Owners as an import names them: by id, email or name (any case); an owner the directory
+    does not know is kept as written (history has reps who left) and reported."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.by: dict[str, tuple[str, str | None]] = {}
+        for row in conn.execute(select(owners.c.id, owners.c.name, owners.c.email, owners.c.team_id)):
+            for key in (row.id, row.email, row.name):
+                if key:
+                    self.by.setdefault(key.strip().lower(), (row.id, row.team_id))
+        self.unknown: Counter[str] = Counter()
+
+    def resolve(self, value: str | None) -> tuple[str | None, str | None]:
+        if not value:
+            return None, None
+        found = self.by.get(value.strip().lower())
+        if found is not None:
+            return found
+        self.unknown[value] += 1
+        return value[:64], None
 
 
 def _account(conn: Connection, name: str | None, at: datetime, cache: dict[str, int]) -> int | None:
@@ -129,112 +171,165 @@ def _account(conn: Connection, name: str | None, at: datetime, cache: dict[str, 
     return cache[name]
 
 
-def import_row(ws: Workspace, conn: Connection, kind: str, row: _Row, actor: str, cache: dict[str, int]) -> None:
-    """Write one validated row (inside the batch's transaction)."""
-    now = ws.clock.now()
+def find_lead(conn: Connection, row: _LeadLink) -> dict[str, Any] | None:
+    """The live lead a row names (a merged lead's id, external id or email names its survivor)."""
+    lead: dict[str, Any] | None = None
+    field_ = "lead_id"
+    if row.lead_external_id:
+        field_ = "lead_external_id"
+        lead = find_by_external_ids(conn, [row.lead_external_id]).get(row.lead_external_id)
+        if lead is None:
+            raise InvalidInput(
+                "unknown lead", [Problem(field_, "no lead has this external id; import the leads first")]
+            )
+    elif row.lead_id is not None:
+        lead = survivor(conn, row.lead_id)
+        if lead is None:
+            raise NotFound(f"no lead with id {row.lead_id}", [Problem(field_, "no such lead")])
+    elif row.lead_email:
+        field_ = "lead_email"
+        key = row.lead_email.strip().lower()
+        lead = find_by_email_keys(conn, [key]).get(key)
+        if lead is None:
+            raise InvalidInput("unknown lead", [Problem(field_, "no lead has this email")])
+    if lead is not None and lead["erased_at"] is not None:
+        raise Conflict("erased lead", [Problem(field_, "this lead was erased; nothing more is recorded")])
+    return lead
+
+
+@dataclass
+class SalesContext:
+    ws: Workspace
+    conn: Connection
+    actor: str
+    notes: Notes
+    owners: OwnerBook
+    accounts: dict[str, int] = field(default_factory=dict)
+
+
+def import_row(ctx: SalesContext, row: _Row) -> str:
+    """Write one validated row (inside the batch's transaction); returns created, updated or unchanged."""
     if isinstance(row, SpendRow):
-        record_spend(conn, currency=ws.config.workspace.currency, origin="import", **row.model_dump())
-    elif isinstance(row, OpportunityRow):
-        _opportunity(ws, conn, row, actor, cache, now)
-    elif isinstance(row, RevenueRow):
-        _revenue(ws, conn, row, cache, now)
+        record_spend(ctx.conn, currency=ctx.ws.config.workspace.currency, origin="import", **row.model_dump())
+        return "created"
+    if isinstance(row, OpportunityRow):
+        return _opportunity(ctx, row)
+    assert isinstance(row, RevenueRow)
+    return _revenue(ctx, row)
 
 
-def _opportunity(
-    ws: Workspace, conn: Connection, row: OpportunityRow, actor: str, cache: dict[str, int], now: datetime
-) -> None:
-    if (
-        row.external_id
-        and conn.execute(select(opportunities.c.id).where(opportunities.c.external_id == row.external_id)).first()
-    ):
-        raise Conflict("already imported", [Problem("external_id", f"opportunity {row.external_id!r} exists already")])
-    created = row.created_at or now  # no date known (e.g. still prospecting): as of the import
+def _opportunity(ctx: SalesContext, row: OpportunityRow) -> str:
+    ws, conn, notes = ctx.ws, ctx.conn, ctx.notes
     if row.status != "open" and row.closed_at is None:
         raise InvalidInput("a closed deal needs its close date", [Problem("closed_at", "required when won or lost")])
     if row.status == "open" and row.closed_at is not None:
         raise InvalidInput("an open deal has no close date", [Problem("status", "open, but closed_at is given")])
-    if row.closed_at is not None and row.closed_at < created:
+    if row.created_at is not None and row.closed_at is not None and row.closed_at < row.created_at:
         raise InvalidInput("closed before it was created", [Problem("closed_at", "is before created_at")])
-    lead_id = _lead_by_email(conn, row.lead_email)
-    account_id = _account(conn, row.account, created, cache)
-    opp_id = conn.execute(
-        insert(opportunities)
-        .values(
-            external_id=row.external_id,
-            lead_id=lead_id,
-            account_id=account_id,
-            owner_id=row.owner,
-            name=row.name or row.product or row.account or row.external_id or "imported deal",
-            product=row.product,
-            amount=row.amount,
-            currency=ws.config.workspace.currency,
-            pipeline_stage=row.pipeline_stage or ("qualification" if row.status == "open" else f"closed_{row.status}"),
-            status=row.status,
-            probability=row.probability,
-            created_at=created,
-            closed_at=row.closed_at,
-            lost_reason=row.lost_reason,
-            source=row.source,
-        )
-        .returning(opportunities.c.id)
-    ).scalar_one()
-    if lead_id is not None:
-        rows = [
-            ev.event_row(
-                type=ev.OPPORTUNITY_CREATED,
-                lead_id=lead_id,
-                occurred_at=created,
-                recorded_at=now,
-                actor=actor,
-                config_version=ws.version,
-                data={"opportunity_id": opp_id, "imported": True},
-            )
-        ]
-        if row.status != "open" and row.closed_at is not None:
-            rows.append(
-                ev.event_row(
-                    type=ev.OPPORTUNITY_WON if row.status == "won" else ev.OPPORTUNITY_LOST,
-                    lead_id=lead_id,
-                    occurred_at=row.closed_at,
-                    recorded_at=now,
-                    actor=actor,
-                    config_version=ws.version,
-                    data={"opportunity_id": opp_id, "imported": True},
+    if row.external_id:
+        known = conn.execute(
+            select(opportunities.c.id, opportunities.c.status).where(opportunities.c.external_id == row.external_id)
+        ).first()
+        if known is not None:  # the same deal exported again: it may have closed since
+            if known.status == row.status:
+                return "unchanged"
+            if known.status != "open":
+                raise Conflict(
+                    "already closed",
+                    [Problem("status", f"deal {row.external_id!r} was imported as {known.status}, now {row.status}")],
                 )
+            _close(ctx, known.id, row)
+            return "updated"
+    lead = find_lead(conn, row)
+    created = row.created_at
+    if created is None:
+        if lead is not None:
+            created = lead["created_at"]
+            notes.counts["deals opened at their lead's creation (no created_at)"] += 1
+            if row.closed_at is not None and row.closed_at < created:
+                created = row.closed_at
+        elif row.status == "open":
+            created = ws.clock.now()
+            notes.counts["open deals without created_at or lead, opened at the import"] += 1
+        else:
+            raise InvalidInput(
+                "when did it open?",
+                [Problem("created_at", "a closed deal with no lead needs its creation time (or link its lead)")],
             )
-        ev.append(conn, rows)
+    if lead is not None and min(created, row.closed_at or created) < lead["created_at"]:
+        notes.warn(
+            "created_at",
+            f"the deal {(row.status == 'won' and 'was won') or 'opened'} before its lead was created; kept as written",
+        )
+    owner_id, _ = ctx.owners.resolve(row.owner)
+    opp_id = create_opportunity(
+        ws,
+        conn,
+        lead_id=lead["id"] if lead is not None else None,
+        name=row.name or row.product or row.account or row.external_id or "imported deal",
+        amount=row.amount,
+        product=row.product,
+        pipeline_stage=row.pipeline_stage or "qualification",
+        owner_id=owner_id,
+        account_id=_account(conn, row.account, created, ctx.accounts),
+        created_at=created,
+        external_id=row.external_id,
+        actor=ctx.actor,
+        source=row.source,
+        probability=row.probability,
+        custom=row.custom,
+    )
+    if row.status != "open":
+        _close(ctx, opp_id, row)
+    return "created"
 
 
-def _revenue(ws: Workspace, conn: Connection, row: RevenueRow, cache: dict[str, int], now: datetime) -> None:
-    if row.external_id and conn.execute(select(revenue.c.id).where(revenue.c.external_id == row.external_id)).first():
-        raise Conflict("already imported", [Problem("external_id", f"revenue {row.external_id!r} exists already")])
+def _close(ctx: SalesContext, opp_id: int, row: OpportunityRow) -> None:
+    assert row.closed_at is not None
+    if row.status == "won" and not row.amount:
+        ctx.notes.counts["won deals without an amount (no revenue recorded)"] += 1
+    close_opportunity(
+        ctx.ws,
+        ctx.conn,
+        opp_id,
+        won=row.status == "won",
+        amount=row.amount,
+        reason=row.lost_reason,
+        closed_at=row.closed_at,
+        actor=ctx.actor,
+        reason_required=False,
+    )
+
+
+def _revenue(ctx: SalesContext, row: RevenueRow) -> str:
+    conn = ctx.conn
     if (row.kind == "refund") != (row.amount < 0):
         raise InvalidInput("invalid revenue", [Problem("amount", "a refund is negative, anything else is not")])
-    lead_id = _lead_by_email(conn, row.lead_email)
-    opp = None
+    lead = find_lead(conn, row)
+    opp_id = None
     if row.opportunity_external_id:
-        opp = conn.execute(
-            select(opportunities.c.id, opportunities.c.lead_id, opportunities.c.account_id).where(
-                opportunities.c.external_id == row.opportunity_external_id
-            )
-        ).first()
-        if opp is None:
+        opp_id = conn.execute(
+            select(opportunities.c.id).where(opportunities.c.external_id == row.opportunity_external_id)
+        ).scalar()
+        if opp_id is None:
             raise InvalidInput("unknown opportunity", [Problem("opportunity_external_id", "no such opportunity")])
-    account_id = _account(conn, row.account, row.recognized_at, cache) or (opp.account_id if opp else None)
-    lead_id = lead_id or (opp.lead_id if opp else None)
-    if lead_id is None and account_id is None:
+    account_id = _account(conn, row.account, row.recognized_at, ctx.accounts)
+    if lead is None and account_id is None and opp_id is None:
         raise InvalidInput(
-            "whose revenue?", [Problem("lead_email", "give lead_email, account or opportunity_external_id")]
+            "whose revenue?",
+            [Problem("lead_email", "give lead_external_id, lead_email, lead_id, account or opportunity_external_id")],
         )
-    conn.execute(
-        insert(revenue).values(
-            external_id=row.external_id,
-            account_id=account_id,
-            lead_id=lead_id,
-            opportunity_id=opp.id if opp else None,
-            amount=row.amount,
-            currency=ws.config.workspace.currency,
-            recognized_at=row.recognized_at,
-            kind=row.kind,
-        )
+    record_revenue(
+        ctx.ws,
+        conn,
+        amount=row.amount,
+        recognized_at=row.recognized_at,
+        kind=row.kind,
+        lead_id=lead["id"] if lead is not None else None,
+        account_id=account_id,
+        opportunity_id=opp_id,
+        external_id=row.external_id,
+        actor=ctx.actor,
+        custom=row.custom,
     )
+    return "created"

@@ -6,6 +6,11 @@ import killed at any point and started again resumes after the last committed li
 row lands exactly once. A file already imported (same content, kind and mapping) adds nothing.
 Rejected rows are reported with their line number and reason while the good rows land, and at the
 end are written to ``FILE.errors.csv``.
+
+An import is history by default: each row is recorded as of its own time (its decisions, such as
+scoring and qualification, made with the clock at that time), with the stages and owner it had,
+and nothing is sent, scheduled or routed for it today — no owner notification, SLA clock, nurture
+enrolment or webhook. ``live=True`` (``--live``) takes the rows as if captured now instead.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import hashlib
 import io
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +31,17 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from leadflow import events as ev
 from leadflow.capture.activity import record_event
+from leadflow.capture.normalize import Capture
 from leadflow.capture.schemas import EventIn
 from leadflow.capture.service import prepare, problems_from_validation
 from leadflow.db.tables import import_rejections, import_runs
 from leadflow.errors import Conflict, InvalidInput, LeadflowError, Problem
-from leadflow.imports.mapping import ColumnMapping, apply, load
-from leadflow.imports.sales import SALES_KINDS, import_row, parse
+from leadflow.imports.mapping import ColumnMapping, apply, date_fields, load, zone_of
+from leadflow.imports.sales import SALES_KINDS, Notes, OwnerBook, SalesContext, import_row, parse
 from leadflow.pipeline import process_many
+from leadflow.qualify.service import StageMove, change_stages
 from leadflow.workspace import Workspace
 
 KINDS = ("leads", "events", *SALES_KINDS)
@@ -57,6 +65,18 @@ class ImportSummary:
     seconds: float = 0.0
     error_file: str | None = None
     rejections: list[dict[str, Any]] = field(default_factory=list)
+    delimiter: str = ","
+    live: bool = False
+    history: int = 0  # rows recorded as history: nothing sent, scheduled or routed for them
+    stages: int = 0  # stage changes recorded at their own times
+    counts: dict[str, int] = field(default_factory=dict)  # what else happened, by what
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # rows kept, with something to check
+    undeclared_sources: dict[str, int] = field(default_factory=dict)  # sources not in leadflow.yaml
+    unknown_owners: dict[str, int] = field(default_factory=dict)  # owners kept as written
+
+    @property
+    def landed(self) -> int:
+        return self.created + self.merged
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -122,8 +142,35 @@ def _encoding(path: Path, asked: str) -> str:
     return "utf-8-sig" if asked.replace("_", "-").lower() in ("utf-8", "utf8") else asked
 
 
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(path: Path, encoding: str) -> str:
+    """The delimiter the file is split by: ``,`` ``;`` tab or ``|``, from its first lines (the
+    one that splits the header into the most columns and the next lines alike); ``,`` when unsure."""
+    try:
+        with path.open(newline="", encoding=_encoding(path, encoding), errors="replace") as f:
+            sample = f.read(1 << 16)
+    except LookupError:
+        raise InvalidInput(
+            "unknown encoding", [Problem("encoding", f"{encoding!r} is not an encoding Python knows")]
+        ) from None
+    if not sample:
+        return ","
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        found = None
+    header = sample.splitlines()[0] if sample.splitlines() else ""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    if found in DELIMITERS and counts[found] > 0:
+        return found
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
 def rows_with_lines(
-    path: Path, encoding: str = "utf-8"
+    path: Path, encoding: str = "utf-8", delimiter: str = ","
 ) -> tuple[list[str], Iterator[tuple[int, dict[str, str] | Unreadable]]]:
     """The header, and each data row with the line it starts on (quoted newlines respected).
 
@@ -138,7 +185,7 @@ def rows_with_lines(
             "unknown encoding", [Problem("encoding", f"{encoding!r} is not an encoding Python knows")]
         ) from None
     lines = _Lines(handle)
-    reader = csv.reader(lines, strict=True)
+    reader = csv.reader(lines, strict=True, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -172,7 +219,7 @@ def rows_with_lines(
                     return
                 except csv.Error as exc:
                     lines.skip_record(start)
-                    reader = csv.reader(lines, strict=True)
+                    reader = csv.reader(lines, strict=True, delimiter=delimiter)
                     hint = "a field over 10 MB, or a quote never closed" if "limit" in str(exc) else "check its quotes"
                     yield start, Unreadable("row", f"cannot be read as CSV ({exc}): {hint}")
                     continue
@@ -207,51 +254,169 @@ def import_file(
     *,
     mapping_path: Path | None = None,
     encoding: str = "utf-8",
+    delimiter: str | None = None,
+    live: bool = False,
     batch: int = BATCH,
     actor: str = "import",
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportSummary:
-    """Import ``path``; ``progress(line, lines)`` is told after each batch."""
+    """Import ``path``; ``progress(line, lines)`` is told after each batch. Rows are history
+    unless ``live``; the delimiter is sniffed unless given."""
     if kind not in KINDS:
         raise InvalidInput("unknown kind", [Problem("kind", f"one of {', '.join(KINDS)}")])
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
+        raise InvalidInput("bad delimiter", [Problem("delimiter", "one character, e.g. ';' or '\\t' (tab)")])
     began = time.perf_counter()
-    header, rows = rows_with_lines(path, encoding)
-    mapping = load(mapping_path, header, kind)
+    delimiter = delimiter or sniff_delimiter(path, encoding)
+    header, rows = rows_with_lines(path, encoding, delimiter)
+    mapping = load(mapping_path, header, kind, delimiter=delimiter)
+    if kind == "leads":
+        mapping = _check_stages(ws, mapping, recognised=mapping_path is None)
     digest, total = file_hash(path)
-    run = _start(ws, path, kind, mapping, digest, encoding)
-    summary = ImportSummary(run_id=run["id"], file=str(path), kind=kind, resumed_after_line=run["last_line"])
+    run = _start(ws, path, kind, mapping, digest, encoding, delimiter)
+    summary = ImportSummary(
+        run_id=run["id"],
+        file=str(path),
+        kind=kind,
+        resumed_after_line=run["last_line"],
+        delimiter=delimiter,
+        live=live,
+    )
     if run["status"] == "done":
         summary.already_imported = True
         for name in ("rows_read", "created", "merged", "rejected"):
             setattr(summary, name, run[name])
         return summary
     claim = run["claim"]
+    job = _Job(
+        ws, run["id"], claim, kind, mapping, actor, live, Notes(), zone_of(mapping, ws.config.workspace.timezone)
+    )
     chunk: list[tuple[int, dict[str, str] | Unreadable]] = []
     for line, row in rows:
         if line <= run["last_line"]:
             continue
         chunk.append((line, row))
         if len(chunk) >= batch:
-            _import_batch(ws, run["id"], claim, kind, mapping, chunk, actor)
+            _import_batch(job, chunk)
             chunk = []
             if progress:
                 progress(line, total)
     if chunk:
-        _import_batch(ws, run["id"], claim, kind, mapping, chunk, actor)
+        _import_batch(job, chunk)
     summary = _finish(ws, run["id"], claim, path, summary)
+    summary.history, summary.stages = job.history, job.stages
+    summary.counts = dict(job.notes.counts)
+    summary.warnings = job.notes.warnings
+    declared = {s.id for s in ws.config.sources}
+    summary.undeclared_sources = {k: n for k, n in sorted(job.sources.items()) if k not in declared}
+    summary.unknown_owners = dict(sorted(job.owners.unknown.items())) if job.owners else {}
     if progress:
         progress(total, total)
     summary.seconds = round(time.perf_counter() - began, 2)
     return summary
 
 
-def _start(ws: Workspace, path: Path, kind: str, mapping: ColumnMapping, digest: str, encoding: str) -> dict[str, Any]:
+# Stage names of CRM exports (lower-cased, letters and digits only) -> leadflow stage: HubSpot
+# lifecycle stages (labels and internal values), Salesforce lead statuses, won/lost outcomes.
+STAGE_WORDS = {
+    "subscriber": "lead",
+    "lead": "lead",
+    "new": "lead",
+    "opennotcontacted": "lead",
+    "workingcontacted": "prospect",
+    "contacted": "prospect",
+    "prospect": "prospect",
+    "marketingqualifiedlead": "mql",
+    "mql": "mql",
+    "salesqualifiedlead": "sql",
+    "sql": "sql",
+    "qualified": "sql",
+    "opportunity": "opportunity",
+    "closedconverted": "opportunity",
+    "customer": "customer",
+    "evangelist": "customer",
+    "won": "customer",
+    "closednotconverted": "disqualified",
+    "unqualified": "disqualified",
+    "disqualified": "disqualified",
+    "lost": "lost",
+    "nurture": "nurture",
+    "recycled": "recycled",
+}
+
+
+def _stages(ws: Workspace) -> list[str]:
+    return [*ws.rules.stages.order, *ws.rules.stages.side]
+
+
+def _check_stages(ws: Workspace, mapping: ColumnMapping, *, recognised: bool) -> ColumnMapping:
+    """``reached.<stage>`` must name a stage of this workspace (recognised export headers for
+    stages it does not have are left out)."""
+    known = _stages(ws)
+    unknown = [t for t in mapping.columns if t.startswith("reached.") and t.removeprefix("reached.") not in known]
+    if unknown and recognised:
+        return mapping.model_copy(update={"columns": {t: c for t, c in mapping.columns.items() if t not in unknown}})
+    if unknown:
+        raise InvalidInput(
+            "unknown stage",
+            [Problem(f"mapping.columns.{t}", f"not a stage; stages: {', '.join(known)}") for t in unknown],
+        )
+    return mapping
+
+
+def stage_of(value: Any, stages: list[str]) -> str:
+    """An imported stage as a stage of this workspace: its id, or a CRM's name for it."""
+    text = str(value).strip()
+    if text in stages:
+        return text
+    word = STAGE_WORDS.get("".join(ch for ch in text.lower() if ch.isalnum()))
+    if word in stages:
+        return word
+    raise InvalidInput(
+        "unknown stage",
+        [Problem("stage", f"{text!r} is not a stage; stages: {', '.join(stages)} (map it under values: stage:)")],
+    )
+
+
+@dataclass
+class _Job:
+    """One import's settings and what it has noticed so far."""
+
+    ws: Workspace
+    run_id: int
+    claim: str
+    kind: str
+    mapping: ColumnMapping
+    actor: str
+    live: bool
+    notes: Notes
+    zone: Any
+    history: int = 0
+    stages: int = 0
+    sources: Counter[str] = field(default_factory=Counter)
+    owners: OwnerBook | None = None
+
+    @property
+    def row_actor(self) -> str:
+        return self.actor if self.live else ev.HISTORY
+
+
+# Mapping settings added after runs were first recorded: left out of the run's identity when
+# unused, so those runs keep being recognised.
+_NEWER = ("date_formats", "timezone")
+
+
+def _start(
+    ws: Workspace, path: Path, kind: str, mapping: ColumnMapping, digest: str, encoding: str, delimiter: str
+) -> dict[str, Any]:
     """The run of this file, kind and mapping: found (and claimed, if unfinished) or begun."""
-    # The encoding as Python names it (utf8 and UTF-8 are one), and nothing for UTF-8: runs
-    # recorded before imports took an encoding keep being recognised.
+    # The encoding as Python names it (utf8 and UTF-8 are one), and nothing for UTF-8 and commas:
+    # runs recorded before imports took an encoding or a delimiter keep being recognised.
     name = codecs.lookup(encoding).name.removesuffix("-sig")
-    prefix = "" if name == "utf-8" else f"{name}\n"
-    mapping_digest = hashlib.sha256(f"{prefix}{mapping.model_dump_json()}".encode()).hexdigest()
+    prefix = ("" if name == "utf-8" else f"{name}\n") + ("" if delimiter == "," else f"delimiter {delimiter!r}\n")
+    mapping_digest = hashlib.sha256(
+        f"{prefix}{mapping.model_dump_json(exclude={n for n in _NEWER if not getattr(mapping, n)})}".encode()
+    ).hexdigest()
     now = ws.clock.now()
     claim = secrets.token_hex(16)
     try:
@@ -294,52 +459,67 @@ def _start(ws: Workspace, path: Path, kind: str, mapping: ColumnMapping, digest:
         raise Conflict(f"{path.name} is being imported by another process right now") from None
 
 
-def _import_batch(
-    ws: Workspace,
-    run_id: int,
-    claim: str,
-    kind: str,
-    mapping: ColumnMapping,
-    chunk: list[tuple[int, dict[str, str] | Unreadable]],
-    actor: str,
-) -> None:
+def _import_batch(job: _Job, chunk: list[tuple[int, dict[str, str] | Unreadable]]) -> None:
+    ws, run_id, kind, mapping = job.ws, job.run_id, job.kind, job.mapping
     now = ws.clock.now()
-    region = ws.config.workspace.default_region
     rejected: list[dict[str, Any]] = []
     created = merged = 0
-    good = []
     rows: list[tuple[int, dict[str, str]]] = []
     for line, row in chunk:
         if isinstance(row, Unreadable):
             rejected.append(_rejection(run_id, line, {}, InvalidInput(row.reason, [Problem(row.field, row.reason)])))
         else:
             rows.append((line, row))
-    if kind == "leads":  # cleaned before the write transaction: live captures wait less
-        for line, row in rows:
-            try:
-                good.append(prepare(apply(mapping, row), default_region=region, now=now, rules=ws.rules.capture))
-            except InvalidInput as exc:
-                rejected.append(_rejection(run_id, line, row, exc))
+    dates = date_fields(kind, mapping)
     with ws.transaction() as conn:
+        if job.owners is None:
+            job.owners = OwnerBook(conn)
         if kind == "leads":
-            for result in process_many(ws, conn, good, actor=actor):
-                created += result.created
-                merged += not result.created
-        elif kind in SALES_KINDS:
-            accounts_seen: dict[str, int] = {}
+            # cleaned before anything is written: bad rows are rejected, good ones go in one pass
+            good: list[tuple[int, Capture, dict[str, Any]]] = []
             for line, row in rows:
                 try:
-                    item = parse(kind, apply(mapping, row, person=False), mapping.date_format)
+                    good.append((line, *_lead_row(job, row, dates, now)))
+                except InvalidInput as exc:
+                    rejected.append(_rejection(run_id, line, row, exc))
+            results = process_many(ws, conn, [c for _, c, _ in good], actor=job.actor)
+            moves: list[StageMove] = []
+            lines: dict[int, int] = {}
+            for (line, capture, extra), result in zip(good, results, strict=True):
+                created += result.created
+                merged += not result.created
+                job.history += capture.history
+                if source := capture.fields.get("source"):
+                    job.sources[source] += 1
+                for move in _stage_moves(job, result.lead_id, capture, extra):
+                    lines[len(moves)] = line
+                    moves.append(move)
+            if moves:
+                done, skipped = change_stages(ws, conn, moves, strict=False)
+                job.stages += len(done)
+                for item in skipped:
+                    job.notes.line = lines[item.index]
+                    job.notes.warn("stage", f"not moved to {item.move.to!r}: {item.why}")
+        elif kind in SALES_KINDS:
+            ctx = SalesContext(ws, conn, job.row_actor, job.notes, job.owners)
+            for line, row in rows:
+                job.notes.line = line
+                try:
+                    item = parse(kind, apply(mapping, row, person=False, dates=dates, zone=job.zone))
                     with conn.begin_nested():
-                        import_row(ws, conn, kind, item, actor, accounts_seen)
-                    created += 1
+                        outcome = import_row(ctx, item)
+                    created += outcome == "created"
+                    merged += outcome != "created"
+                    job.history += not job.live
                 except LeadflowError as exc:
-                    accounts_seen.clear()  # a rolled-back savepoint may have taken an account with it
+                    ctx.accounts.clear()  # a rolled-back savepoint may have taken an account with it
                     rejected.append(_rejection(run_id, line, row, exc))
         else:
             for line, row in rows:
                 try:
-                    event = EventIn.model_validate(apply(mapping, row, person=False))
+                    event = EventIn.model_validate(
+                        apply(mapping, row, person=False, dates=dates, zone=job.zone, custom_as="data")
+                    )
                 except ValidationError as exc:
                     rejected.append(
                         _rejection(run_id, line, row, InvalidInput("invalid event", problems_from_validation(exc)))
@@ -350,8 +530,15 @@ def _import_batch(
                     continue
                 try:
                     with conn.begin_nested():
-                        record_event(ws, conn, event, actor=actor)
+                        record_event(ws, conn, event, actor=job.row_actor)
                     created += 1
+                    job.history += not job.live
+                except Conflict as exc:
+                    if exc.problems and exc.problems[0].field == "external_id":
+                        merged += 1  # recorded before: the same activity is recorded once
+                        job.notes.counts["activities recorded before (same external_id)"] += 1
+                    else:
+                        rejected.append(_rejection(run_id, line, row, exc))
                 except LeadflowError as exc:
                     rejected.append(_rejection(run_id, line, row, exc))
         if rejected:
@@ -359,7 +546,7 @@ def _import_batch(
         _progress(
             conn,
             run_id,
-            claim,
+            job.claim,
             rows_read=import_runs.c.rows_read + len(chunk),
             created=import_runs.c.created + created,
             merged=import_runs.c.merged + merged,
@@ -367,6 +554,39 @@ def _import_batch(
             last_line=chunk[-1][0],
             updated_at=now,
         )
+
+
+def _lead_row(job: _Job, row: dict[str, str], dates: set[str], now: Any) -> tuple[Capture, dict[str, Any]]:
+    """A CSV row as a clean capture, and what the import says beyond the lead's own fields: its
+    stage, the times it reached stages, its owner."""
+    ws = job.ws
+    payload = apply(job.mapping, row, dates=dates, zone=job.zone)
+    extra: dict[str, Any] = {"reached": payload.pop("reached", None) or {}}
+    stages = _stages(ws)
+    if "stage" in payload:
+        extra["stage"] = stage_of(payload.pop("stage"), stages)
+    extra["stage_at"] = payload.pop("stage_at", None)
+    owner = payload.pop("owner", None)
+    capture = prepare(payload, default_region=ws.config.workspace.default_region, now=now, rules=ws.rules.capture)
+    capture.history = not job.live
+    capture.stage_given = bool(extra.get("stage") or extra["reached"])
+    if owner is not None:
+        assert job.owners is not None
+        capture.owner_id, capture.team_id = job.owners.resolve(str(owner))
+    return capture, extra
+
+
+def _stage_moves(job: _Job, lead_id: int, capture: Capture, extra: dict[str, Any]) -> list[StageMove]:
+    """The stages an imported row reached, each at its own time, in order; the stage it is in
+    last, at ``stage_at``, else the latest time known (its last stage date, else its own time)."""
+    actor = job.row_actor
+    reached = sorted(extra["reached"].items(), key=lambda item: item[1])
+    moves = [StageMove(lead_id, stage, at, f"imported: reached {stage}", actor) for stage, at in reached]
+    final = extra.get("stage")
+    if final and final not in extra["reached"]:
+        at = extra["stage_at"] or max([capture.occurred_at, *(at for _, at in reached)])
+        moves.append(StageMove(lead_id, final, at, f"imported: stage {final}", actor))
+    return moves
 
 
 def _progress(conn: Connection, run_id: int, holder: str, **values: Any) -> None:
@@ -399,6 +619,9 @@ def _finish(ws: Workspace, run_id: int, claim: str, path: Path, summary: ImportS
         if rejections:
             summary.error_file = str(_write_errors(path, rejections))
         conn.execute(delete(import_rejections).where(import_rejections.c.run_id == run_id))
+        if run.created + run.merged == 0:
+            # nothing landed: not a run to remember, so the file can be imported once it is fixed
+            conn.execute(delete(import_runs).where(import_runs.c.id == run_id))
     summary.rows_read, summary.created, summary.merged, summary.rejected = (
         run.rows_read,
         run.created,

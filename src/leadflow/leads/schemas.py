@@ -81,6 +81,8 @@ class Assignment(BaseModel):
 
 class LeadOut(BaseModel):
     id: int
+    external_id: str | None = Field(default=None, description="its id in the system it came from, as first known")
+    historical: bool = Field(default=False, description="imported as history: nothing sent, scheduled or routed")
     created_at: datetime
     updated_at: datetime
     stage: str
@@ -132,6 +134,8 @@ def lead_out(row: dict[str, Any], model: RuleModel) -> LeadOut:
     score = model.stored_score(row)
     return LeadOut(
         id=row["id"],
+        external_id=row.get("external_id"),
+        historical=bool(row.get("historical")),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         stage=row["stage"],

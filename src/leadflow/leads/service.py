@@ -41,6 +41,7 @@ PROJECTION_COLUMNS = (
     "sla_step",
     "sla_next_at",
     "updated_at",
+    "historical",
 )
 _SAVE_PROJECTION = Prepared(update(leads).where(leads.c.id == bindparam("_id")), column_keys=PROJECTION_COLUMNS)
 
@@ -75,8 +76,15 @@ def list_leads(
     after_id: int | None = None,
     stage: str | None = None,
     owner: str | None = None,
+    external_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Live leads, newest first, with cursor pagination on the id."""
+    """Live leads, newest first, with cursor pagination on the id; by ``external_id``, the lead
+    that id names (the survivor, for an id of a merged lead)."""
+    if external_id is not None:
+        from leadflow.identity.service import find_by_external_ids
+
+        found = find_by_external_ids(conn, [external_id]).get(external_id)
+        return [found] if found is not None and (after_id is None or found["id"] < after_id) else []
     query = select(leads).where(leads.c.merged_into_id.is_(None)).order_by(leads.c.id.desc()).limit(limit)
     if after_id is not None:
         query = query.where(leads.c.id < after_id)

@@ -149,7 +149,12 @@ def enrol(ws: Workspace, conn: Connection, *, batch: int = 500) -> int:
     )
     query = (
         select(leads)
-        .where(leads.c.erased_at.is_(None), leads.c.merged_into_id.is_(None), ~checked)
+        .where(
+            leads.c.erased_at.is_(None),
+            leads.c.merged_into_id.is_(None),
+            leads.c.historical.is_(False),  # imported history: nobody is emailed for it
+            ~checked,
+        )
         .order_by(leads.c.id)
         .limit(batch)
     )

@@ -59,7 +59,12 @@ def create_opportunity(
     created_at: datetime | None = None,
     external_id: str | None = None,
     actor: str = "api",
+    source: str | None = None,
+    probability: float | None = None,
+    custom: dict[str, Any] | None = None,
 ) -> int:
+    """Open a deal (a lead's stage becomes opportunity, forward only). ``created_at`` may be in
+    the past: imported history opens where it opened."""
     if amount is not None and amount < 0:
         raise InvalidInput("invalid opportunity", [Problem("amount", "cannot be negative")])
     if (
@@ -94,6 +99,9 @@ def create_opportunity(
             pipeline_stage=pipeline_stage,
             status="open",
             created_at=at,
+            source=source,
+            probability=probability,
+            custom=custom or None,
         )
         .returning(opportunities.c.id)
     ).scalar_one()
@@ -124,14 +132,16 @@ def close_opportunity(
     reason: str | None = None,
     closed_at: datetime | None = None,
     actor: str = "api",
+    reason_required: bool = True,
 ) -> None:
-    """Close as won or lost. A win records the amount as new revenue and makes the lead a customer."""
+    """Close as won or lost. A win records the amount as new revenue and makes the lead a customer
+    at the close time; a loss keeps its reason (history does not always say why: ``reason_required``)."""
     opp = conn.execute(select(opportunities).where(opportunities.c.id == opportunity_id).with_for_update()).first()
     if opp is None:
         raise NotFound(f"no opportunity with id {opportunity_id}")
     if opp.status != "open":
         raise Conflict(f"opportunity {opportunity_id} is already {opp.status}")
-    if not won and not (reason and reason.strip()):
+    if not won and reason_required and not (reason and reason.strip()):
         raise InvalidInput("a reason is required", [Problem("reason", "say why the opportunity was lost")])
     at = closed_at or ws.clock.now()
     if at < opp.created_at:
@@ -197,6 +207,7 @@ def record_revenue(
     opportunity_id: int | None = None,
     external_id: str | None = None,
     actor: str = "api",
+    custom: dict[str, Any] | None = None,
 ) -> int:
     """Revenue from a customer (new, recurring, expansion, or a refund as a negative amount)."""
     problems = []
@@ -241,6 +252,7 @@ def record_revenue(
             currency=ws.config.workspace.currency,
             recognized_at=recognized_at,
             kind=kind,
+            custom=custom or None,
         )
         .returning(revenue.c.id)
     ).scalar_one()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -62,6 +63,7 @@ def record_spend(
     campaign: str | None = None,
     kind: str = "marketing",
     origin: str = "api",
+    custom: dict[str, Any] | None = None,
 ) -> None:
     problems = []
     if amount < 0:
@@ -82,5 +84,6 @@ def record_spend(
             currency=currency,
             kind=kind,
             origin=origin,
+            custom=custom or None,
         )
     )

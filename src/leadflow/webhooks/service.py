@@ -89,7 +89,7 @@ def enqueue(ws: Workspace, conn: Connection, *, batch: int = 1000) -> int:
             continue
         wanted = [t for t, name in EVENT_TYPES.items() if name in hook.events]
         rows = conn.execute(
-            select(lead_events.c.id, lead_events.c.type, lead_events.c.lead_id)
+            select(lead_events.c.id, lead_events.c.type, lead_events.c.lead_id, lead_events.c.actor)
             .where(lead_events.c.id > cursor.last_event_id)
             .order_by(lead_events.c.id)
             .limit(batch)
@@ -108,7 +108,7 @@ def enqueue(ws: Workspace, conn: Connection, *, batch: int = 1000) -> int:
                 "created_at": now,
             }
             for r in rows
-            if r.type in wanted and r.lead_id is not None
+            if r.type in wanted and r.lead_id is not None and r.actor != ev.HISTORY  # history is not news
         ]
         if deliveries:
             conn.execute(insert(webhook_deliveries), deliveries)

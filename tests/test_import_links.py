@@ -1,0 +1,250 @@
+"""A team's history: leads linked by the ids of the system they came from, with their stages at
+their own times; deals and activity keyed by those ids; nothing sent, scheduled or routed for
+history; files as people have them (delimiters, date formats, YAML yes/no, blank vs unknown)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from leadflow.db.tables import lead_events, leads, notifications, nurture_enrolments, opportunities, revenue
+from leadflow.imports.service import import_file
+from leadflow.jobs.worker import run_once
+from leadflow.workspace import Workspace, starter_config_text
+from tests.conftest import LiveServer, count, open_workspace
+
+CONTACTS = (
+    "Record ID,First Name,Last Name,Company Name,Lifecycle Stage,Create Date,"
+    "Became a Marketing Qualified Lead Date,Became a Customer Date,Contact owner,Original Source\n"
+    "101,Ada,Lovelace,Analytical Engines,Customer,2024-01-10 09:00,2024-02-01 10:00,2024-03-15 16:30,ana@northwind.example,Referral\n"
+    "102,Grace,Hopper,Cobol Inc,Marketing Qualified Lead,2024-01-12 11:00,2024-01-20 08:00,,Old Rep,Google Ads\n"
+    "103,Alan,Turing,Bletchley Ltd,Lead,2024-02-03 14:00,,,,Webinar\n"
+)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def by_external(ws: Workspace, external_id: str) -> dict:
+    from leadflow.identity.service import find_by_external_ids
+
+    with ws.reader() as conn:
+        return find_by_external_ids(conn, [external_id])[external_id]
+
+
+def stage_history(ws: Workspace, lead_id: int) -> list[tuple[str, datetime]]:
+    with ws.reader() as conn:
+        rows = conn.execute(
+            select(lead_events.c.stage, lead_events.c.occurred_at)
+            .where(lead_events.c.lead_id == lead_id, lead_events.c.type == "stage_changed")
+            .order_by(lead_events.c.occurred_at, lead_events.c.id)
+        ).all()
+    return [(r.stage, r.occurred_at) for r in rows]
+
+
+def test_history_is_linked_by_external_ids_with_stages_at_their_times(tmp_path: Path, db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    ws = open_workspace(tmp_path / "ws", db_url, clock)
+    config_tz = ws.config.workspace.timezone  # dates without an offset are in the workspace's zone
+    summary = import_file(ws, write(tmp_path / "contacts.csv", CONTACTS), "leads")  # HubSpot headers, no mapping
+    assert (summary.created, summary.rejected, summary.history) == (3, 0, 3), summary.rejections
+    assert summary.unknown_owners == {"Old Rep": 1}
+    ada = by_external(ws, "101")
+    assert (ada["stage"], ada["owner_id"], ada["team_id"], ada["historical"]) == ("customer", "ana", "sales", True)
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(config_tz)
+    assert [s for s, _ in stage_history(ws, ada["id"])] == ["lead", "mql", "customer"]
+    assert stage_history(ws, ada["id"])[-1][1] == datetime(2024, 3, 15, 16, 30, tzinfo=zone).astimezone(UTC)
+    assert ada["created_at"] == datetime(2024, 1, 10, 9, tzinfo=zone).astimezone(UTC)
+    grace = by_external(ws, "102")
+    assert (grace["stage"], grace["owner_id"]) == ("mql", "Old Rep")  # an owner who left, kept as written
+    # history: nobody routed, no SLA clock, no handoff of the MQL, no review item
+    assert by_external(ws, "103")["owner_id"] is None
+    with ws.reader() as conn:
+        assert conn.execute(select(func.count()).where(leads.c.sla_due_at.is_not(None))).scalar_one() == 0
+        actors = set(conn.execute(select(lead_events.c.actor).distinct()).scalars())
+    assert actors == {"history"}
+    assert count(ws, "review_items") == 0
+
+    # deals keyed by the CRM's contact id: one without a creation date opens at its lead's creation,
+    # a won one makes its lead a customer at the close time and records revenue
+    deals = write(
+        tmp_path / "deals.csv",
+        "deal_id;contact_id;amount;status;created;closed;why;region\n"
+        "D1;103;1200.50;won;;2024-05-02 10:00;;emea\n"
+        "D2;102;900;lost;2024-02-01 09:00;2024-02-20 09:00;went with a competitor;amer\n"
+        "D3;999;100;open;;;;emea\n",
+    )
+    mapping = write(
+        tmp_path / "deals.yaml",
+        "columns: {external_id: deal_id, lead_external_id: contact_id, amount: amount, status: status,\n"
+        "          created_at: created, closed_at: closed, lost_reason: why, custom.region: region}\n"
+        "date_format: '%Y-%m-%d %H:%M'\n",
+    )
+    deal_summary = import_file(ws, deals, "opportunities", mapping_path=mapping)
+    assert deal_summary.delimiter == ";"
+    assert (deal_summary.created, deal_summary.rejected) == (2, 1)
+    assert deal_summary.rejections[0]["field"] == "lead_external_id" and deal_summary.rejections[0]["line"] == 4
+    assert deal_summary.counts == {"deals opened at their lead's creation (no created_at)": 1}
+    alan = by_external(ws, "103")
+    assert alan["stage"] == "customer"
+    assert stage_history(ws, alan["id"])[-1] == ("customer", datetime(2024, 5, 2, 10, tzinfo=zone).astimezone(UTC))
+    with ws.reader() as conn:
+        d1 = conn.execute(select(opportunities).where(opportunities.c.external_id == "D1")).one()
+        d2 = conn.execute(select(opportunities).where(opportunities.c.external_id == "D2")).one()
+        paid = conn.execute(select(revenue.c.amount, revenue.c.lead_id)).all()
+    assert (d1.created_at, d1.custom) == (alan["created_at"], {"region": "emea"})
+    assert (d2.status, d2.lost_reason, by_external(ws, "102")["stage"]) == ("lost", "went with a competitor", "lost")
+    assert paid == [(Decimal("1200.50"), alan["id"])]
+
+    # the same contact exported again, changed: the lead is updated, not duplicated
+    again = import_file(
+        ws,
+        write(
+            tmp_path / "contacts2.csv", "Record ID,Company Name,Create Date\n103,Bletchley Park Ltd,2024-02-03 14:00\n"
+        ),
+        "leads",
+    )
+    assert (again.created, again.merged) == (0, 1)
+    assert by_external(ws, "103")["company"] == "Bletchley Park Ltd"
+    assert count(ws, "leads") == 3
+
+    # the deal exported again once closed: the open deal is closed, not added
+    reexport = write(
+        tmp_path / "deals2.csv",
+        "deal_id;contact_id;amount;status;created;closed;why;region\nD2;102;900;lost;2024-02-01 09:00;2024-02-20 09:00;went with a competitor;amer\n",
+    )
+    assert import_file(ws, reexport, "opportunities", mapping_path=mapping).merged == 1
+    assert count(ws, "opportunities") == 2
+
+    # activity keyed by the contact's id, recorded once however often it is exported
+    activity = (
+        "type,external_id,lead_external_id,occurred_at,direction\ncall,C-1,101,2024-01-11T10:00:00+00:00,outbound\n"
+    )
+    first = import_file(ws, write(tmp_path / "calls.csv", activity), "events")
+    second = import_file(ws, write(tmp_path / "calls_again.csv", activity + "\n"), "events")
+    assert (first.created, second.created, second.merged) == (1, 0, 1)
+    with ws.reader() as conn:
+        calls = conn.execute(select(lead_events.c.lead_id).where(lead_events.c.external_id == "C-1")).scalars().all()
+    assert calls == [ada["id"]]
+    ws.close()
+
+
+def test_history_sends_nothing_and_live_is_routed(tmp_path: Path, db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    config = starter_config_text() + (
+        "webhooks:\n  - {id: crm, url: 'http://127.0.0.1:9/hook', secret_env: HOOK_SECRET, events: [lead.created, lead.assigned, lead.stage_changed]}\n"
+    )
+    ws = open_workspace(tmp_path / "ws", db_url, clock, config)
+    run_once(ws, ["webhooks.enqueue"])  # the webhook starts from here
+    rows = "".join(
+        f"{i},Person{i},Last,p{i}@company{i}.example,Company {i},Lead,{clock.now().date()} 08:00\n" for i in range(40)
+    )
+    header = "Record ID,First Name,Last Name,Email,Company Name,Lifecycle Stage,Create Date\n"
+    history = import_file(ws, write(tmp_path / "old.csv", header + rows), "leads")
+    assert history.history == 40
+    done = run_once(ws)
+    assert done.get("webhooks.enqueue", 0) >= 0
+    assert count(ws, "notifications") == 0
+    assert count(ws, "webhook_deliveries") == 0
+    with ws.reader() as conn:
+        assert conn.execute(select(func.count()).where(nurture_enrolments.c.status == "active")).scalar_one() == 0
+        assert conn.execute(select(func.count()).where(leads.c.owner_id.is_not(None))).scalar_one() == 0
+        sla = conn.execute(select(func.count()).where(lead_events.c.type.in_(["sla_reminded", "sla_escalated"])))
+        assert sla.scalar_one() == 0
+
+    live_rows = "".join(f"L{i},Live{i},Last,l{i}@company{i}.example,Company {i},Lead,\n" for i in range(5))
+    live = import_file(ws, write(tmp_path / "new.csv", header + live_rows), "leads", live=True)
+    assert (live.created, live.history) == (5, 0)
+    run_once(ws, ["webhooks.enqueue"])
+    with ws.reader() as conn:
+        routed = conn.execute(select(leads.c.owner_id, leads.c.sla_due_at).where(leads.c.historical.is_(False))).all()
+        queued = conn.execute(select(func.count()).select_from(notifications)).scalar_one()
+    assert len(routed) == 5 and all(owner and due for owner, due in routed)
+    assert queued == 5 and count(ws, "webhook_deliveries") > 0
+    ws.close()
+
+
+def test_files_as_people_have_them(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    ws = sqlite_ws
+    people = write(
+        tmp_path / "people.csv",
+        "id;name;age;subscribed;job;signed up\np1;Ana Lima;34;Yes;unknown;03.02.2024\np2;Bo Chen;;No;;04.02.2024\n",
+    )
+    wrong = write(tmp_path / "wrong.yaml", "columns: {external_id: id, custom.age: Age}\n")
+    try:
+        import_file(ws, people, "leads", mapping_path=wrong)
+        raise AssertionError("a missing column must refuse the file")
+    except Exception as exc:  # InvalidInput
+        text = "; ".join(p.message for p in exc.problems)  # type: ignore[attr-defined]
+        assert "no column 'Age'" in text and "splitting by semicolon" in text and "'age'" in text
+    mapping = write(
+        tmp_path / "people.yaml",
+        "columns: {external_id: id, name: name, custom.age: age, consent.email: subscribed, custom.job: job,\n"
+        "          occurred_at: signed up}\n"
+        "values: {consent.email: {Yes: true, No: false}}\n"  # YAML 1.1 would read these keys as booleans
+        "numbers: [custom.age]\n"
+        "date_formats: {occurred_at: '%d.%m.%Y'}\n"
+        "timezone: America/New_York\n",
+    )
+    summary = import_file(ws, people, "leads", mapping_path=mapping)
+    assert (summary.created, summary.rejected, summary.delimiter) == (2, 0, ";"), summary.rejections
+    ana, bo = by_external(ws, "p1"), by_external(ws, "p2")
+    assert (ana["consent_email"], bo["consent_email"]) == (True, False)
+    assert ana["custom"] == {"age": 34, "job": "unknown"}  # 'unknown' is a value
+    assert bo["custom"] is None or "job" not in bo["custom"]  # an empty cell is missing
+    assert ana["created_at"] == datetime(2024, 2, 3, 5, tzinfo=UTC)  # midnight in New York
+
+    # through the command: a file whose every row is refused exits 1 and says why by line
+    bad = write(tmp_path / "bad.csv", "Email,First Name\nnot-an-email,X\nalso-bad,Y\n")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from leadflow.cli import main; main()",
+            "import",
+            str(bad),
+            "-w",
+            str(tmp_path / "ws"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1, run.stderr
+    out = json.loads(run.stdout)
+    assert (out["landed"], out["rejected"], [r["line"] for r in out["rejections"]]) == (0, 2, [2, 3])
+
+
+def test_a_stage_rule_to_customer_does_not_break_capture(tmp_path: Path, db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    config = starter_config_text().replace(
+        "  stage_rules:\n", "  stage_rules:\n    - {to: customer, when: {field: custom.paid, eq: true}}\n", 1
+    )
+    assert "to: customer, when" in config
+    ws = open_workspace(tmp_path / "ws", db_url, clock, config)
+    from leadflow.pipeline import process
+
+    with ws.transaction() as conn:
+        result = process(ws, conn, {"email": "paid@customer.example", "custom": {"paid": True}})
+    assert (result.stage, result.owner_id) == ("customer", None)
+    ws.close()
+
+
+def test_api_finds_a_lead_by_its_external_id(live: LiveServer) -> None:
+    made = live.client.post("/api/v1/leads", json={"external_id": "SF-00Q1", "last_name": "Nakamura"})
+    assert made.status_code == 201, made.text
+    again = live.client.post("/api/v1/leads", json={"external_id": "SF-00Q1", "company": "Nakamura KK"})
+    assert (again.status_code, again.json()["lead"]["id"]) == (200, made.json()["lead"]["id"])
+    found = live.client.get("/api/v1/leads", params={"external_id": "SF-00Q1"}).json()
+    assert [(lead["id"], lead["external_id"], lead["company"]["name"]) for lead in found["leads"]] == [
+        (made.json()["lead"]["id"], "SF-00Q1", "Nakamura KK")
+    ]
+    assert live.client.get("/api/v1/leads", params={"external_id": "nope"}).json()["leads"] == []
+    assert live.client.get("/api/v1/leads", params={"limit": 0}).status_code == 422
