@@ -124,6 +124,18 @@ def test_history_is_linked_by_external_ids_with_stages_at_their_times(tmp_path: 
     )
     assert import_file(ws, reexport, "opportunities", mapping_path=mapping).merged == 1
     assert count(ws, "opportunities") == 2
+    # one deal twice in a file (an export of its history): opened, then closed, in line order
+    twice = write(
+        tmp_path / "deals3.csv",
+        "deal_id;contact_id;amount;status;created;closed;why;region\n"
+        "D4;101;50;open;2024-03-01 09:00;;;emea\n"
+        "D4;101;75;won;2024-03-01 09:00;2024-03-10 09:00;;emea\n",
+    )
+    both = import_file(ws, twice, "opportunities", mapping_path=mapping)
+    assert (both.created, both.merged, both.rejected) == (1, 1, 0)
+    with ws.reader() as conn:
+        d4 = conn.execute(select(opportunities).where(opportunities.c.external_id == "D4")).one()
+    assert (d4.status, d4.amount) == ("won", Decimal("75.00"))
 
     # activity keyed by the contact's id, recorded once however often it is exported
     activity = (
@@ -248,3 +260,24 @@ def test_api_finds_a_lead_by_its_external_id(live: LiveServer) -> None:
     ]
     assert live.client.get("/api/v1/leads", params={"external_id": "nope"}).json()["leads"] == []
     assert live.client.get("/api/v1/leads", params={"limit": 0}).status_code == 422
+
+
+def test_unknown_is_a_category_the_model_sees_and_blank_is_missing() -> None:
+    from leadflow.model.frame import clean
+
+    assert [clean(v) for v in ("unknown", "Unknown", " ", "Select", None)] == ["unknown", "Unknown", None, None, None]
+
+
+def test_an_erased_person_is_no_longer_found_by_an_external_id(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    from leadflow.identity.service import find_by_external_ids
+    from leadflow.privacy.service import erase, export
+
+    ws = sqlite_ws
+    import_file(ws, write(tmp_path / "c.csv", CONTACTS), "leads")
+    ada = by_external(ws, "101")
+    with ws.transaction() as conn:
+        assert export(ws, conn, ada["id"])["external_ids"] == ["101"]
+        erase(ws, conn, ada["id"], actor="dpo", reason="asked")
+    with ws.reader() as conn:
+        assert find_by_external_ids(conn, ["101"]) == {}
+        assert conn.execute(select(leads.c.external_id).where(leads.c.id == ada["id"])).scalar_one() is None

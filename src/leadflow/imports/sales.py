@@ -22,9 +22,15 @@ from sqlalchemy import Connection, insert, select
 from leadflow.capture.schemas import CustomValue
 from leadflow.capture.service import problems_from_validation
 from leadflow.db.tables import accounts, opportunities, owners
-from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
+from leadflow.errors import Conflict, InvalidInput, LeadflowError, NotFound, Problem
 from leadflow.identity.service import find_by_email_keys, find_by_external_ids, survivor
-from leadflow.opportunities.service import close_opportunity, create_opportunity, record_revenue
+from leadflow.opportunities.service import (
+    Closing,
+    NewDeal,
+    close_deals,
+    open_deals,
+    record_revenue,
+)
 from leadflow.sources.service import record_spend
 from leadflow.workspace import Workspace
 
@@ -218,29 +224,41 @@ def import_row(ctx: SalesContext, row: _Row) -> str:
     return _revenue(ctx, row)
 
 
-def _opportunity(ctx: SalesContext, row: OpportunityRow) -> str:
-    ws, conn, notes = ctx.ws, ctx.conn, ctx.notes
+@dataclass
+class _Deal:
+    """What one deal row comes to: nothing new, a known deal to close, or a new deal (maybe closed)."""
+
+    outcome: str  # created | updated | unchanged
+    existing_id: int | None = None
+    new: NewDeal | None = None
+    account: str | None = None
+
+
+def _check(row: OpportunityRow) -> None:
     if row.status != "open" and row.closed_at is None:
         raise InvalidInput("a closed deal needs its close date", [Problem("closed_at", "required when won or lost")])
     if row.status == "open" and row.closed_at is not None:
         raise InvalidInput("an open deal has no close date", [Problem("status", "open, but closed_at is given")])
     if row.created_at is not None and row.closed_at is not None and row.closed_at < row.created_at:
         raise InvalidInput("closed before it was created", [Problem("closed_at", "is before created_at")])
-    if row.external_id:
-        known = conn.execute(
-            select(opportunities.c.id, opportunities.c.status).where(opportunities.c.external_id == row.external_id)
-        ).first()
-        if known is not None:  # the same deal exported again: it may have closed since
-            if known.status == row.status:
-                return "unchanged"
-            if known.status != "open":
-                raise Conflict(
-                    "already closed",
-                    [Problem("status", f"deal {row.external_id!r} was imported as {known.status}, now {row.status}")],
-                )
-            _close(ctx, known.id, row)
-            return "updated"
-    lead = find_lead(conn, row)
+
+
+def _plan_deal(
+    ctx: SalesContext, row: OpportunityRow, known: tuple[int, str] | None, lead: dict[str, Any] | None
+) -> _Deal:
+    """Decide what a deal row does, given the deal its external id names (id, status) and its lead."""
+    _check(row)
+    if known is not None:  # the same deal exported again: it may have closed since
+        known_id, known_status = known
+        if known_status == row.status:
+            return _Deal("unchanged")
+        if known_status != "open":
+            raise Conflict(
+                "already closed",
+                [Problem("status", f"deal {row.external_id!r} was imported as {known_status}, now {row.status}")],
+            )
+        return _Deal("updated", existing_id=known_id)
+    notes = ctx.notes
     created = row.created_at
     if created is None:
         if lead is not None:
@@ -249,7 +267,7 @@ def _opportunity(ctx: SalesContext, row: OpportunityRow) -> str:
             if row.closed_at is not None and row.closed_at < created:
                 created = row.closed_at
         elif row.status == "open":
-            created = ws.clock.now()
+            created = ctx.ws.clock.now()
             notes.counts["open deals without created_at or lead, opened at the import"] += 1
         else:
             raise InvalidInput(
@@ -259,19 +277,16 @@ def _opportunity(ctx: SalesContext, row: OpportunityRow) -> str:
     if lead is not None and min(created, row.closed_at or created) < lead["created_at"]:
         notes.warn(
             "created_at",
-            f"the deal {(row.status == 'won' and 'was won') or 'opened'} before its lead was created; kept as written",
+            f"the deal {'closed' if row.closed_at else 'opened'} before its lead was created; kept as written",
         )
     owner_id, _ = ctx.owners.resolve(row.owner)
-    opp_id = create_opportunity(
-        ws,
-        conn,
+    deal = NewDeal(
         lead_id=lead["id"] if lead is not None else None,
         name=row.name or row.product or row.account or row.external_id or "imported deal",
         amount=row.amount,
         product=row.product,
         pipeline_stage=row.pipeline_stage or "qualification",
         owner_id=owner_id,
-        account_id=_account(conn, row.account, created, ctx.accounts),
         created_at=created,
         external_id=row.external_id,
         actor=ctx.actor,
@@ -279,26 +294,120 @@ def _opportunity(ctx: SalesContext, row: OpportunityRow) -> str:
         probability=row.probability,
         custom=row.custom,
     )
-    if row.status != "open":
-        _close(ctx, opp_id, row)
-    return "created"
+    return _Deal("created", new=deal, account=row.account)
 
 
-def _close(ctx: SalesContext, opp_id: int, row: OpportunityRow) -> None:
+def _opportunity(ctx: SalesContext, row: OpportunityRow) -> str:
+    """One deal row on its own (the careful path, row by row)."""
+    conn = ctx.conn
+    known = None
+    if row.external_id:
+        found = conn.execute(
+            select(opportunities.c.id, opportunities.c.status).where(opportunities.c.external_id == row.external_id)
+        ).first()
+        known = (found.id, found.status) if found is not None else None
+    plan = _plan_deal(ctx, row, known, None if known else find_lead(conn, row))
+    if plan.existing_id is not None:
+        _close(ctx, plan.existing_id, row)
+    elif plan.new is not None:
+        plan.new.account_id = _account(conn, plan.account, plan.new.created_at, ctx.accounts)  # type: ignore[arg-type]
+        opp_id = open_deals(ctx.ws, conn, [plan.new])[0]
+        if row.status != "open":
+            _close(ctx, opp_id, row)
+    return plan.outcome
+
+
+def import_deals(
+    ctx: SalesContext, rows: list[tuple[int, OpportunityRow]]
+) -> tuple[list[tuple[int, str]], list[tuple[int, LeadflowError]]]:
+    """A batch of deal rows in a few statements: leads, known deals and accounts looked up for
+    all rows at once, then :func:`open_deals` and :func:`close_deals` for the batch. If the batch
+    cannot be written as one (a row the checks let through fails), it is written row by row, so
+    each bad row is rejected with its reason and the good ones land. Returns (line, outcome) and
+    (line, error)."""
+    conn = ctx.conn
+    external = [r.external_id for _, r in rows if r.external_id]
+    known = (
+        {
+            x.external_id: (x.id, x.status)
+            for x in conn.execute(
+                select(opportunities.c.external_id, opportunities.c.id, opportunities.c.status).where(
+                    opportunities.c.external_id.in_(external)
+                )
+            )
+        }
+        if external
+        else {}
+    )
+    by_external = find_by_external_ids(conn, {r.lead_external_id for _, r in rows if r.lead_external_id})
+    by_email = find_by_email_keys(conn, {r.lead_email.strip().lower() for _, r in rows if r.lead_email})
+    done: list[tuple[int, str]] = []
+    failed: list[tuple[int, LeadflowError]] = []
+    planned: list[tuple[int, OpportunityRow, _Deal]] = []
+    later: list[tuple[int, OpportunityRow]] = []  # a deal named twice in the batch: after the rest, in order
+    seen: set[str] = set()
+    snapshot = (Counter(ctx.notes.counts), len(ctx.notes.warnings), Counter(ctx.owners.unknown))
+    for line, row in rows:
+        ctx.notes.line = line
+        if row.external_id and row.external_id in seen:
+            later.append((line, row))
+            continue
+        if row.external_id:
+            seen.add(row.external_id)
+        try:
+            lead = None
+            if row.external_id not in known:
+                if row.lead_external_id:
+                    lead = by_external.get(row.lead_external_id)
+                elif row.lead_email:
+                    lead = by_email.get(row.lead_email.strip().lower())
+                if lead is None or lead["erased_at"] is not None:
+                    lead = find_lead(conn, row)  # names why (unknown, erased), or finds by id
+            planned.append((line, row, _plan_deal(ctx, row, known.get(row.external_id or ""), lead)))
+        except LeadflowError as exc:
+            failed.append((line, exc))
+    try:
+        with conn.begin_nested():
+            new = [(line, row, p) for line, row, p in planned if p.new is not None]
+            for _, _, p in new:
+                p.new.account_id = _account(conn, p.account, p.new.created_at, ctx.accounts)  # type: ignore[union-attr, arg-type]
+            ids = open_deals(ctx.ws, conn, [p.new for _, _, p in new])  # type: ignore[misc]
+            opened = {line: opp_id for (line, _, _), opp_id in zip(new, ids, strict=True)}
+            closings = [
+                _closing(ctx, p.existing_id or opened[line], row)
+                for line, row, p in planned
+                if row.status != "open" and (p.existing_id is not None or p.new is not None)
+            ]
+            close_deals(ctx.ws, conn, closings)
+        done += [(line, p.outcome) for line, _, p in planned]
+    except LeadflowError:
+        ctx.accounts.clear()  # the savepoint took the accounts it made with it
+        ctx.notes.counts, ctx.owners.unknown = snapshot[0], snapshot[2]
+        del ctx.notes.warnings[snapshot[1] :]
+        later = [(line, row) for line, row, _ in planned] + later
+        later.sort(key=lambda item: item[0])
+    for line, row in later:
+        ctx.notes.line = line
+        try:
+            with conn.begin_nested():
+                done.append((line, _opportunity(ctx, row)))
+        except LeadflowError as exc:
+            ctx.accounts.clear()
+            failed.append((line, exc))
+    return done, failed
+
+
+def _closing(ctx: SalesContext, opp_id: int, row: OpportunityRow) -> Closing:
     assert row.closed_at is not None
     if row.status == "won" and not row.amount:
         ctx.notes.counts["won deals without an amount (no revenue recorded)"] += 1
-    close_opportunity(
-        ctx.ws,
-        ctx.conn,
-        opp_id,
-        won=row.status == "won",
-        amount=row.amount,
-        reason=row.lost_reason,
-        closed_at=row.closed_at,
-        actor=ctx.actor,
-        reason_required=False,
+    return Closing(
+        opp_id, row.status == "won", row.amount, row.lost_reason, row.closed_at, ctx.actor, reason_required=False
     )
+
+
+def _close(ctx: SalesContext, opp_id: int, row: OpportunityRow) -> None:
+    close_deals(ctx.ws, ctx.conn, [_closing(ctx, opp_id, row)])
 
 
 def _revenue(ctx: SalesContext, row: RevenueRow) -> str:

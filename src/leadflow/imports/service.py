@@ -39,7 +39,16 @@ from leadflow.capture.service import prepare, problems_from_validation
 from leadflow.db.tables import import_rejections, import_runs
 from leadflow.errors import Conflict, InvalidInput, LeadflowError, Problem
 from leadflow.imports.mapping import ColumnMapping, apply, date_fields, load, zone_of
-from leadflow.imports.sales import SALES_KINDS, Notes, OwnerBook, SalesContext, import_row, parse
+from leadflow.imports.sales import (
+    SALES_KINDS,
+    Notes,
+    OpportunityRow,
+    OwnerBook,
+    SalesContext,
+    import_deals,
+    import_row,
+    parse,
+)
 from leadflow.pipeline import process_many
 from leadflow.qualify.service import StageMove, change_stages
 from leadflow.workspace import Workspace
@@ -500,6 +509,23 @@ def _import_batch(job: _Job, chunk: list[tuple[int, dict[str, str] | Unreadable]
                 for item in skipped:
                     job.notes.line = lines[item.index]
                     job.notes.warn("stage", f"not moved to {item.move.to!r}: {item.why}")
+        elif kind == "opportunities":
+            ctx = SalesContext(ws, conn, job.row_actor, job.notes, job.owners)
+            deals: list[tuple[int, OpportunityRow]] = []
+            for line, row in rows:
+                try:
+                    item = parse(kind, apply(mapping, row, person=False, dates=dates, zone=job.zone))
+                    assert isinstance(item, OpportunityRow)
+                    deals.append((line, item))
+                except LeadflowError as exc:
+                    rejected.append(_rejection(run_id, line, row, exc))
+            outcomes, failed = import_deals(ctx, deals)
+            for _, outcome in outcomes:
+                created += outcome == "created"
+                merged += outcome != "created"
+            job.history += 0 if job.live else len(outcomes)
+            raw = dict(rows)
+            rejected += [_rejection(run_id, line, raw[line], exc) for line, exc in failed]
         elif kind in SALES_KINDS:
             ctx = SalesContext(ws, conn, job.row_actor, job.notes, job.owners)
             for line, row in rows:

@@ -15,7 +15,9 @@ import numpy as np
 
 CATEGORY = "category"
 NUMBER = "number"
-MISSING_TEXT = frozenset({"", "select", "none", "null", "nan", "n/a", "unknown"})
+# Texts that mean "not given". 'unknown' is not among them: it is a value people choose (a bank's
+# "job: unknown" converts unlike a blank); a mapping's `missing:` says when a file means otherwise.
+MISSING_TEXT = frozenset({"", "select", "none", "null", "nan", "n/a"})
 MAX_LEVELS = 200  # levels beyond the most frequent ones are folded into one "(other)" level
 OTHER = "(other)"
 

@@ -1,48 +1,269 @@
-"""Create and close opportunities; record revenue. Each change is an event on the lead, and the
+"""Open and close opportunities; record revenue. Each change is an event on the lead, and the
 lead's stage follows (opportunity on creation, customer on a win, lost when its last open
-opportunity is lost)."""
+opportunity is lost).
+
+One implementation for every door: :func:`open_deals` and :func:`close_deals` take a batch (an
+import's 500 rows: a few statements, not a few per deal), and the API's
+:func:`create_opportunity` and :func:`close_opportunity` are those for one deal.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from leadflow import events as ev
-from leadflow.db.tables import accounts, leads, opportunities, revenue
+from leadflow.db.tables import accounts, opportunities, revenue
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
-from leadflow.leads.service import load_for_update, require_live
+from leadflow.leads.service import load_for_update, require_live, save_projections
 from leadflow.workspace import Workspace
+
+_INSERT_DEALS = insert(opportunities).returning(opportunities.c.id, sort_by_parameter_order=True)
+_CLOSE_DEAL = (
+    update(opportunities)
+    .where(opportunities.c.id == bindparam("_id"))
+    .values(
+        status=bindparam("_status"),
+        closed_at=bindparam("_closed_at"),
+        amount=bindparam("_amount"),
+        lost_reason=bindparam("_lost_reason"),
+        pipeline_stage=bindparam("_pipeline_stage"),
+    )
+)
+
+
+@dataclass
+class NewDeal:
+    lead_id: int | None
+    name: str
+    amount: Decimal | None = None
+    product: str | None = None
+    pipeline_stage: str = "qualification"
+    owner_id: str | None = None
+    account_id: int | None = None
+    created_at: datetime | None = None  # default now; history opens where it opened
+    external_id: str | None = None
+    actor: str = "api"
+    source: str | None = None
+    probability: float | None = None
+    custom: dict[str, Any] | None = None
+
+
+@dataclass
+class Closing:
+    opportunity_id: int
+    won: bool
+    amount: Decimal | None = None
+    reason: str | None = None
+    closed_at: datetime | None = None  # default now
+    actor: str = "api"
+    reason_required: bool = True  # history does not always say why a deal was lost
 
 
 def _move_stage(
-    ws: Workspace, conn: Connection, lead: dict[str, Any], to: str, at: datetime, actor: str, why: str
+    ws: Workspace, lead: dict[str, Any], to: str, at: datetime, actor: str, why: str
 ) -> list[dict[str, Any]]:
-    """Forward-only move driven by a sales outcome; returns the event rows."""
+    """Forward-only move driven by a sales outcome, on the lead's row in memory; the event rows."""
     stages = ws.rules.stages
     if to == lead["stage"]:
         return []
     if stages.index(to) >= 0 and stages.index(lead["stage"]) > stages.index(to):
         return []
-    conn.execute(
-        update(leads)
-        .where(leads.c.id == lead["id"])
-        .values(stage=to, stage_entered_at=at, stage_reason=why, updated_at=max(at, lead["updated_at"]))
+    frm = lead["stage"]
+    lead.update(stage=to, stage_entered_at=at, stage_reason=why, updated_at=max(at, lead["updated_at"]))
+    return [
+        ev.event_row(
+            type=ev.STAGE_CHANGED,
+            lead_id=lead["id"],
+            occurred_at=at,
+            recorded_at=ws.clock.now(),
+            actor=actor,
+            config_version=ws.version,
+            data={"from": frm, "to": to, "why": why},
+            stage=to,
+        )
+    ]
+
+
+def open_deals(ws: Workspace, conn: Connection, deals: Sequence[NewDeal]) -> list[int]:
+    """Open deals, in order; their ids. A deal's lead moves to opportunity (forward only)."""
+    if not deals:
+        return []
+    for d in deals:
+        if d.amount is not None and d.amount < 0:
+            raise InvalidInput("invalid opportunity", [Problem("amount", "cannot be negative")])
+    account_ids = {d.account_id for d in deals if d.account_id is not None}
+    if account_ids:
+        found = set(conn.execute(select(accounts.c.id).where(accounts.c.id.in_(account_ids))).scalars())
+        if missing := sorted(account_ids - found):
+            raise NotFound(f"no account with id {missing[0]}", [Problem("account_id", "no such account")])
+    external = [d.external_id for d in deals if d.external_id is not None]
+    if external:
+        twice = [x for x, n in Counter(external).items() if n > 1]
+        known = twice or list(
+            conn.execute(select(opportunities.c.external_id).where(opportunities.c.external_id.in_(external))).scalars()
+        )
+        if known:
+            raise Conflict(f"opportunity {known[0]!r} exists already", [Problem("external_id", "already recorded")])
+    lead_ids = {d.lead_id for d in deals if d.lead_id is not None}
+    found_leads = load_for_update(conn, lead_ids)
+    require_live(found_leads, lead_ids)
+    now = ws.clock.now()
+    rows = []
+    for d in deals:
+        lead = found_leads.get(d.lead_id) if d.lead_id is not None else None
+        rows.append(
+            {
+                "external_id": d.external_id,
+                "lead_id": d.lead_id,
+                "account_id": d.account_id or (lead["account_id"] if lead else None),
+                "owner_id": d.owner_id or (lead["owner_id"] if lead else None),
+                "name": d.name,
+                "product": d.product,
+                "amount": d.amount,
+                "currency": ws.config.workspace.currency,
+                "pipeline_stage": d.pipeline_stage,
+                "status": "open",
+                "probability": d.probability,
+                "created_at": d.created_at or now,
+                "closed_at": None,
+                "lost_reason": None,
+                "source": d.source,
+                "custom": d.custom or None,
+            }
+        )
+    ids = [int(i) for i in conn.execute(_INSERT_DEALS, rows).scalars().all()]
+    events: list[dict[str, Any]] = []
+    changed: dict[int, dict[str, Any]] = {}
+    for d, row, opp_id in zip(deals, rows, ids, strict=True):
+        if d.lead_id is None:
+            continue
+        lead = found_leads[d.lead_id]
+        at = row["created_at"]
+        events.append(
+            ev.event_row(
+                type=ev.OPPORTUNITY_CREATED,
+                lead_id=d.lead_id,
+                occurred_at=at,
+                recorded_at=now,
+                actor=d.actor,
+                config_version=ws.version,
+                data={"opportunity_id": opp_id, "amount": d.amount, "product": d.product},
+            )
+        )
+        moved = _move_stage(ws, lead, "opportunity", at, d.actor, f"opportunity {opp_id} created")
+        if moved:
+            events += moved
+            changed[d.lead_id] = lead
+    save_projections(conn, list(changed.values()))
+    ev.append(conn, events)
+    return ids
+
+
+def close_deals(ws: Workspace, conn: Connection, closings: Sequence[Closing]) -> None:
+    """Close deals as won or lost, in order. A win records its amount as new revenue and makes
+    the lead a customer at the close time; a loss makes it lost when it was its last open deal."""
+    if not closings:
+        return
+    ids = [c.opportunity_id for c in closings]
+    found = {
+        r.id: r for r in conn.execute(select(opportunities).where(opportunities.c.id.in_(ids)).with_for_update()).all()
+    }
+    now = ws.clock.now()
+    status: dict[int, str] = {}
+    updates, payments = [], []
+    for c in closings:
+        opp = found.get(c.opportunity_id)
+        if opp is None:
+            raise NotFound(f"no opportunity with id {c.opportunity_id}")
+        current = status.get(opp.id, opp.status)
+        if current != "open":
+            raise Conflict(f"opportunity {opp.id} is already {current}")
+        if not c.won and c.reason_required and not (c.reason and c.reason.strip()):
+            raise InvalidInput("a reason is required", [Problem("reason", "say why the opportunity was lost")])
+        at = c.closed_at or now
+        if at < opp.created_at:
+            raise InvalidInput(
+                "invalid close date", [Problem("closed_at", "cannot be before the opportunity was created")]
+            )
+        status[opp.id] = "won" if c.won else "lost"
+        final = c.amount if c.amount is not None else opp.amount
+        updates.append(
+            {
+                "_id": opp.id,
+                "_status": status[opp.id],
+                "_closed_at": at,
+                "_amount": final,
+                "_lost_reason": None if c.won else c.reason,
+                "_pipeline_stage": "closed_won" if c.won else "closed_lost",
+            }
+        )
+        if c.won and final:
+            payments.append(
+                {
+                    "account_id": opp.account_id,
+                    "lead_id": opp.lead_id,
+                    "opportunity_id": opp.id,
+                    "amount": final,
+                    "currency": opp.currency,
+                    "recognized_at": at,
+                    "kind": "new",
+                }
+            )
+    conn.execute(_CLOSE_DEAL, updates)
+    if payments:
+        conn.execute(insert(revenue), payments)
+    lead_ids = {found[c.opportunity_id].lead_id for c in closings} - {None}
+    if not lead_ids:
+        return
+    leads_ = load_for_update(conn, lead_ids)
+    # deals still open per lead before this batch closed any; each closing in order takes one off
+    open_before = dict(
+        conn.execute(
+            select(opportunities.c.lead_id, func.count())
+            .where(opportunities.c.lead_id.in_(lead_ids), opportunities.c.status == "open")
+            .group_by(opportunities.c.lead_id)
+        ).all()
     )
-    row = ev.event_row(
-        type=ev.STAGE_CHANGED,
-        lead_id=lead["id"],
-        occurred_at=at,
-        recorded_at=ws.clock.now(),
-        actor=actor,
-        config_version=ws.version,
-        data={"from": lead["stage"], "to": to, "why": why},
-        stage=to,
-    )
-    lead["stage"] = to
-    return [row]
+    still_open = Counter({lead_id: open_before.get(lead_id, 0) for lead_id in lead_ids})
+    still_open.update({found[c.opportunity_id].lead_id: 1 for c in closings if found[c.opportunity_id].lead_id})
+    events: list[dict[str, Any]] = []
+    changed: dict[int, dict[str, Any]] = {}
+    for c, u in zip(closings, updates, strict=True):
+        opp = found[c.opportunity_id]
+        if opp.lead_id is None:
+            continue
+        lead = leads_[opp.lead_id]
+        at = u["_closed_at"]
+        still_open[opp.lead_id] -= 1
+        events.append(
+            ev.event_row(
+                type=ev.OPPORTUNITY_WON if c.won else ev.OPPORTUNITY_LOST,
+                lead_id=opp.lead_id,
+                occurred_at=at,
+                recorded_at=now,
+                actor=c.actor,
+                config_version=ws.version,
+                data={"opportunity_id": opp.id, "amount": u["_amount"], "reason": c.reason},
+            )
+        )
+        if c.won:
+            moved = _move_stage(ws, lead, ws.rules.stages.target, at, c.actor, f"opportunity {opp.id} won")
+        elif not still_open[opp.lead_id] and lead["stage"] != ws.rules.stages.target:
+            moved = _move_stage(ws, lead, "lost", at, c.actor, c.reason or "opportunity lost")
+        else:
+            moved = []
+        if moved:
+            events += moved
+            changed[opp.lead_id] = lead
+    save_projections(conn, list(changed.values()))
+    ev.append(conn, events)
 
 
 def create_opportunity(
@@ -63,63 +284,12 @@ def create_opportunity(
     probability: float | None = None,
     custom: dict[str, Any] | None = None,
 ) -> int:
-    """Open a deal (a lead's stage becomes opportunity, forward only). ``created_at`` may be in
-    the past: imported history opens where it opened."""
-    if amount is not None and amount < 0:
-        raise InvalidInput("invalid opportunity", [Problem("amount", "cannot be negative")])
-    if (
-        account_id is not None
-        and conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is None
-    ):
-        raise NotFound(f"no account with id {account_id}", [Problem("account_id", "no such account")])
-    if (
-        external_id is not None
-        and conn.execute(select(opportunities.c.id).where(opportunities.c.external_id == external_id)).first()
-    ):
-        raise Conflict(f"opportunity {external_id!r} exists already", [Problem("external_id", "already recorded")])
-    at = created_at or ws.clock.now()
-    lead = None
-    if lead_id is not None:
-        found = load_for_update(conn, [lead_id])
-        require_live(found, [lead_id])
-        lead = found[lead_id]
-        owner_id = owner_id or lead["owner_id"]
-        account_id = account_id or lead["account_id"]
-    opp_id = conn.execute(
-        insert(opportunities)
-        .values(
-            external_id=external_id,
-            lead_id=lead_id,
-            account_id=account_id,
-            owner_id=owner_id,
-            name=name,
-            product=product,
-            amount=amount,
-            currency=ws.config.workspace.currency,
-            pipeline_stage=pipeline_stage,
-            status="open",
-            created_at=at,
-            source=source,
-            probability=probability,
-            custom=custom or None,
-        )
-        .returning(opportunities.c.id)
-    ).scalar_one()
-    if lead is not None:
-        rows = [
-            ev.event_row(
-                type=ev.OPPORTUNITY_CREATED,
-                lead_id=lead_id,
-                occurred_at=at,
-                recorded_at=ws.clock.now(),
-                actor=actor,
-                config_version=ws.version,
-                data={"opportunity_id": opp_id, "amount": amount, "product": product},
-            )
-        ]
-        rows += _move_stage(ws, conn, lead, "opportunity", at, actor, f"opportunity {opp_id} created")
-        ev.append(conn, rows)
-    return int(opp_id)
+    """Open one deal (see :func:`open_deals`)."""
+    deal = NewDeal(
+        lead_id, name, amount, product, pipeline_stage, owner_id, account_id, created_at, external_id, actor, source,
+        probability, custom,
+    )  # fmt: skip
+    return open_deals(ws, conn, [deal])[0]
 
 
 def close_opportunity(
@@ -134,65 +304,8 @@ def close_opportunity(
     actor: str = "api",
     reason_required: bool = True,
 ) -> None:
-    """Close as won or lost. A win records the amount as new revenue and makes the lead a customer
-    at the close time; a loss keeps its reason (history does not always say why: ``reason_required``)."""
-    opp = conn.execute(select(opportunities).where(opportunities.c.id == opportunity_id).with_for_update()).first()
-    if opp is None:
-        raise NotFound(f"no opportunity with id {opportunity_id}")
-    if opp.status != "open":
-        raise Conflict(f"opportunity {opportunity_id} is already {opp.status}")
-    if not won and reason_required and not (reason and reason.strip()):
-        raise InvalidInput("a reason is required", [Problem("reason", "say why the opportunity was lost")])
-    at = closed_at or ws.clock.now()
-    if at < opp.created_at:
-        raise InvalidInput("invalid close date", [Problem("closed_at", "cannot be before the opportunity was created")])
-    final = amount if amount is not None else opp.amount
-    conn.execute(
-        update(opportunities)
-        .where(opportunities.c.id == opportunity_id)
-        .values(
-            status="won" if won else "lost",
-            closed_at=at,
-            amount=final,
-            lost_reason=None if won else reason,
-            pipeline_stage="closed_won" if won else "closed_lost",
-        )
-    )
-    if won and final:
-        conn.execute(
-            insert(revenue).values(
-                account_id=opp.account_id,
-                lead_id=opp.lead_id,
-                opportunity_id=opportunity_id,
-                amount=final,
-                currency=opp.currency,
-                recognized_at=at,
-                kind="new",
-            )
-        )
-    if opp.lead_id is None:
-        return
-    lead = load_for_update(conn, [opp.lead_id])[opp.lead_id]
-    rows = [
-        ev.event_row(
-            type=ev.OPPORTUNITY_WON if won else ev.OPPORTUNITY_LOST,
-            lead_id=opp.lead_id,
-            occurred_at=at,
-            recorded_at=ws.clock.now(),
-            actor=actor,
-            config_version=ws.version,
-            data={"opportunity_id": opportunity_id, "amount": final, "reason": reason},
-        )
-    ]
-    if won:
-        rows += _move_stage(ws, conn, lead, ws.rules.stages.target, at, actor, f"opportunity {opportunity_id} won")
-    else:
-        still_open = conn.execute(
-            select(func.count()).where(opportunities.c.lead_id == opp.lead_id, opportunities.c.status == "open")
-        ).scalar_one()
-        if not still_open and lead["stage"] != ws.rules.stages.target:
-            rows += _move_stage(ws, conn, lead, "lost", at, actor, reason or "opportunity lost")
-    ev.append(conn, rows)
+    """Close one deal as won or lost (see :func:`close_deals`)."""
+    close_deals(ws, conn, [Closing(opportunity_id, won, amount, reason, closed_at, actor, reason_required)])
 
 
 def record_revenue(

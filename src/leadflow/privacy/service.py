@@ -17,6 +17,7 @@ from leadflow import events as ev
 from leadflow.db.tables import (
     idempotency_keys,
     lead_events,
+    lead_external_ids,
     lead_match_keys,
     lead_merges,
     leads,
@@ -70,6 +71,10 @@ def export(ws: Workspace, conn: Connection, lead_id: int) -> dict[str, Any]:
                 notifications.c.sent_at,
             ).where(notifications.c.lead_id == lead_id, notifications.c.reason == "nurture")
         ),
+        "external_ids": [
+            r.external_id
+            for r in conn.execute(select(lead_external_ids.c.external_id).where(lead_external_ids.c.lead_id == lead_id))
+        ],
         "nurture": rows(select(nurture_enrolments).where(nurture_enrolments.c.lead_id == lead_id)),
         "tasks": rows(select(tasks).where(tasks.c.lead_id == lead_id)),
         "exported_at": ws.clock.now(),
@@ -178,6 +183,10 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
     # identity: the person's blocking keys (hashes of its email, phone and name) and the personal
     # fields of the merge snapshots it appears in (unmerge then restores the blanks)
     conn.execute(delete(lead_match_keys).where(lead_match_keys.c.lead_id.in_(ids)))
+    # the ids other systems know the person by point nowhere now (a later import of one is a new
+    # record, not the erased person's)
+    conn.execute(delete(lead_external_ids).where(lead_external_ids.c.lead_id.in_(ids)))
+    conn.execute(update(leads).where(leads.c.id.in_(ids)).values(external_id=None))
     for merge in conn.execute(
         select(lead_merges.c.id, lead_merges.c.survivor_before, lead_merges.c.merged_before).where(
             lead_merges.c.survivor_id.in_(ids) | lead_merges.c.merged_id.in_(ids)
