@@ -281,3 +281,38 @@ def test_an_erased_person_is_no_longer_found_by_an_external_id(tmp_path: Path, s
     with ws.reader() as conn:
         assert find_by_external_ids(conn, ["101"]) == {}
         assert conn.execute(select(leads.c.external_id).where(leads.c.id == ada["id"])).scalar_one() is None
+
+
+def test_spend_and_revenue_keep_custom_columns_and_link_by_external_id(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    from leadflow.db.tables import spend
+
+    ws = sqlite_ws
+    import_file(ws, write(tmp_path / "c.csv", CONTACTS), "leads")
+    spent = import_file(
+        ws,
+        write(
+            tmp_path / "spend.csv",
+            "source|period_start|period_end|amount|custom.channel_owner\n"
+            "google_ads|2024-01-01|2024-02-01|1500.00|marketing ops\n",
+        ),
+        "spend",
+    )
+    paid = import_file(
+        ws,
+        write(
+            tmp_path / "revenue.csv",
+            "external_id\tlead_external_id\tamount\trecognized_at\tkind\tcustom.invoice\n"
+            "INV-1\t101\t250.00\t2024-04-01T00:00:00+00:00\trecurring\tA-77\n"
+            "INV-2\t404\t10.00\t2024-04-01T00:00:00+00:00\trecurring\tA-78\n",
+        ),
+        "revenue",
+    )
+    assert (spent.created, spent.delimiter, paid.created, paid.rejected, paid.delimiter) == (1, "|", 1, 1, "\t")
+    assert paid.rejections[0]["field"] == "lead_external_id"
+    with ws.reader() as conn:
+        assert conn.execute(select(spend.c.custom).where(spend.c.origin == "import")).scalar_one() == {
+            "channel_owner": "marketing ops"
+        }
+        row = conn.execute(select(revenue.c.lead_id, revenue.c.custom)).one()
+        events = conn.execute(select(func.count()).where(lead_events.c.type == "revenue_recorded")).scalar_one()
+    assert (row.lead_id, row.custom, events) == (by_external(ws, "101")["id"], {"invoice": "A-77"}, 1)
