@@ -129,13 +129,16 @@ def test_history_is_linked_by_external_ids_with_stages_at_their_times(tmp_path: 
         tmp_path / "deals3.csv",
         "deal_id;contact_id;amount;status;created;closed;why;region\n"
         "D4;101;50;open;2024-03-01 09:00;;;emea\n"
-        "D4;101;75;won;2024-03-01 09:00;2024-03-10 09:00;;emea\n",
+        "D4;101;75;won;2024-03-01 09:00;2024-03-10 09:00;;emea\n"
+        "D5;101;20;open;2024-03-01 09:00;2024-06-30 00:00;;emea\n",  # an open deal's expected close date
     )
     both = import_file(ws, twice, "opportunities", mapping_path=mapping)
-    assert (both.created, both.merged, both.rejected) == (1, 1, 0)
+    assert (both.created, both.merged, both.rejected) == (2, 1, 0)
     with ws.reader() as conn:
         d4 = conn.execute(select(opportunities).where(opportunities.c.external_id == "D4")).one()
+        d5 = conn.execute(select(opportunities).where(opportunities.c.external_id == "D5")).one()
     assert (d4.status, d4.amount) == ("won", Decimal("75.00"))
+    assert (d5.status, d5.closed_at, d5.custom) == ("open", None, {"region": "emea", "expected_close": "2024-06-30"})
 
     # activity keyed by the contact's id, recorded once however often it is exported
     activity = (

@@ -582,6 +582,7 @@ def record_activities(ws: Workspace, conn: Connection, activities: Sequence[Acti
             lead["first_contact_at"] = at
             lead["sla_next_at"] = None  # no more reminders or escalations
             due = lead.get("sla_due_at")
+        if first_contact and (due is not None or lead.get("sla_policy") is not None):  # a clock to stop
             event(
                 ev.SLA_STOPPED,
                 {

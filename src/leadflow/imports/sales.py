@@ -234,11 +234,14 @@ class _Deal:
     account: str | None = None
 
 
-def _check(row: OpportunityRow) -> None:
+def _check(ctx: SalesContext, row: OpportunityRow) -> None:
     if row.status != "open" and row.closed_at is None:
         raise InvalidInput("a closed deal needs its close date", [Problem("closed_at", "required when won or lost")])
     if row.status == "open" and row.closed_at is not None:
-        raise InvalidInput("an open deal has no close date", [Problem("status", "open, but closed_at is given")])
+        # CRMs export an open deal's expected close date in the same column (HubSpot's Close Date)
+        row.custom = {**(row.custom or {}), "expected_close": row.closed_at.date().isoformat()}
+        row.closed_at = None
+        ctx.notes.counts["open deals with an expected close date (kept as custom.expected_close)"] += 1
     if row.created_at is not None and row.closed_at is not None and row.closed_at < row.created_at:
         raise InvalidInput("closed before it was created", [Problem("closed_at", "is before created_at")])
 
@@ -247,7 +250,7 @@ def _plan_deal(
     ctx: SalesContext, row: OpportunityRow, known: tuple[int, str] | None, lead: dict[str, Any] | None
 ) -> _Deal:
     """Decide what a deal row does, given the deal its external id names (id, status) and its lead."""
-    _check(row)
+    _check(ctx, row)
     if known is not None:  # the same deal exported again: it may have closed since
         known_id, known_status = known
         if known_status == row.status:
