@@ -319,3 +319,14 @@ def test_spend_and_revenue_keep_custom_columns_and_link_by_external_id(tmp_path:
         row = conn.execute(select(revenue.c.lead_id, revenue.c.custom)).one()
         events = conn.execute(select(func.count()).where(lead_events.c.type == "revenue_recorded")).scalar_one()
     assert (row.lead_id, row.custom, events) == (by_external(ws, "101")["id"], {"invoice": "A-77"}, 1)
+
+
+def test_errors_that_cannot_be_written_beside_the_file_go_to_the_workspace(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    data = write(shared / "people.csv", "Email,First Name\nnot-an-email,X\nok@fine.example,Y\n")
+    (shared / "people.csv.errors.csv").mkdir()  # unwritable as a file, for root too (a read-only folder for others)
+    summary = import_file(sqlite_ws, data, "leads")
+    assert (summary.created, summary.rejected) == (1, 1)
+    assert summary.error_file == str(tmp_path / "ws" / "imports" / "people.csv.errors.csv")
+    assert "not-an-email" in Path(summary.error_file).read_text()

@@ -643,7 +643,7 @@ def _finish(ws: Workspace, run_id: int, claim: str, path: Path, summary: ImportS
             )
         ]
         if rejections:
-            summary.error_file = str(_write_errors(path, rejections))
+            summary.error_file = str(_write_errors(path, rejections, ws.path / "imports" if ws.path else None))
         conn.execute(delete(import_rejections).where(import_rejections.c.run_id == run_id))
         if run.created + run.merged == 0:
             # nothing landed: not a run to remember, so the file can be imported once it is fixed
@@ -663,7 +663,9 @@ def _inert(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
-def _write_errors(path: Path, rejections: list[dict[str, Any]]) -> Path:
+def _write_errors(path: Path, rejections: list[dict[str, Any]], elsewhere: Path | None = None) -> Path:
+    """``FILE.errors.csv`` beside the file; in ``elsewhere`` (the workspace's ``imports/``) when it
+    cannot be written there (a shared, read-only data folder)."""
     target = path.with_name(path.name + ".errors.csv")
     columns = list(dict.fromkeys(k for r in rejections for k in r["row"]))
     buffer = io.StringIO()
@@ -671,5 +673,12 @@ def _write_errors(path: Path, rejections: list[dict[str, Any]]) -> Path:
     writer.writerow(["line", "field", "reason", *columns])
     for r in rejections:
         writer.writerow([r["line"], r["field"], r["reason"], *(_inert(r["row"].get(c, "")) for c in columns)])
-    target.write_text(buffer.getvalue(), encoding="utf-8")
+    try:
+        target.write_text(buffer.getvalue(), encoding="utf-8")
+    except OSError:
+        if elsewhere is None:
+            raise
+        elsewhere.mkdir(parents=True, exist_ok=True)
+        target = elsewhere / target.name
+        target.write_text(buffer.getvalue(), encoding="utf-8")
     return target
