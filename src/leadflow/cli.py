@@ -38,9 +38,11 @@ privacy_app = typer.Typer(help="A person's data on request: export and erase.", 
 app.add_typer(privacy_app, name="privacy")
 user_app = typer.Typer(help="People who sign in to the dashboard.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+from leadflow.imports.cli import import_csv  # noqa: E402
 from leadflow.model.cli import model_app  # noqa: E402
 
 app.add_typer(model_app, name="model")
+app.command("import")(import_csv)
 
 console = Console()
 err = Console(stderr=True)
@@ -159,9 +161,19 @@ def _print_summary(summary: Any) -> None:
 def report(
     workspace: WorkspaceOpt = None,
     from_: Annotated[
-        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: 12 months back).")
+        str | None,
+        typer.Option(
+            "--from",
+            help="First day, YYYY-MM-DD (default: 12 months before --to, or the month the data begins when later).",
+        ),
     ] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Day after the last, YYYY-MM-DD (default: tomorrow).")] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Day after the last, YYYY-MM-DD (default: tomorrow, or the day after the data ends when earlier).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     metric: Annotated[
         list[str] | None, typer.Option("--metric", "-m", help="Metric id (repeat for several; see `leadflow metrics`).")
@@ -176,16 +188,22 @@ def report(
     grain: Annotated[str | None, typer.Option(help="One row per day, week, month, quarter or year.")] = None,
     basis: Annotated[str, typer.Option(help="cohort (default) or period.")] = "cohort",
     model: Annotated[str | None, typer.Option(help="Attribution model (roas, revenue_by_source, ...).")] = None,
+    maturity: Annotated[
+        int | None,
+        typer.Option(help="Days after creation conversion_curve reads its value at (7, 14, 30, 60, 90, 180)."),
+    ] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Add the previous period and the change.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     html_file: Annotated[Path | None, typer.Option("--html", help="Write an HTML report with Plotly charts.")] = None,
 ) -> None:
     """Leads and net lead flow per month and the funnel by source; or any metrics (--metric)."""
-    from leadflow.metrics.service import DASHBOARD, compute, make_query, overview
+    from leadflow.metrics.service import DASHBOARD, compute, default_period, make_query, overview
 
     ws = _open(workspace)
-    end = _parse_date(to, "--to") or date.fromordinal(ws.clock.now().date().toordinal() + 1)
-    start = _parse_date(from_, "--from") or date(end.year - 1, end.month, 1)
+    with ws.reader() as conn:
+        start, end, fitted = default_period(ws, conn, _parse_date(from_, "--from"), _parse_date(to, "--to"))
+    if fitted:
+        err.print(f"period {start} → {end} ({escape(fitted)}; --from and --to choose another)")
     if not metric and not (as_csv or html_file or by or grain):
         with ws.reader() as conn:
             data = overview(ws, conn, start, end)
@@ -196,7 +214,7 @@ def report(
         ws.close()
         return
     ids = list(metric or DASHBOARD)
-    query = make_query(start, end, grain=grain, by=by, basis=basis, model=model)
+    query = make_query(start, end, grain=grain, by=by, basis=basis, model=model, maturity=maturity)
     with ws.reader() as conn:
         results = [compute(ws, conn, m, query, compare=compare) for m in ids]
     ws.close()
@@ -204,7 +222,7 @@ def report(
 
 
 def _emit_metrics(results: list[dict[str, Any]], as_json: bool, as_csv: bool, html_file: Path | None) -> None:
-    from leadflow.metrics.report import flat_rows, to_csv, to_html
+    from leadflow.metrics.report import flat_rows, header, left_out_text, to_csv, to_html
 
     if html_file is not None:
         html_file.write_text(to_html(results), encoding="utf-8")
@@ -216,15 +234,21 @@ def _emit_metrics(results: list[dict[str, Any]], as_json: bool, as_csv: bool, ht
     elif html_file is None:
         for result in results:
             rows = flat_rows(result)
-            columns = list(dict.fromkeys(k for r in rows for k in r if k != "metric"))
+            unit = result.get("duration_unit")
+            columns = [
+                c for c in dict.fromkeys(k for r in rows for k in r if k != "metric") if not (unit and c == "unit")
+            ]
+            caption = [f"{result['formula']} · {result['basis']} basis" + (f" · durations in {unit}" if unit else "")]
+            caption += [text for text in (result.get("note"), left_out_text(result)) if text]
             table = Table(
                 title=f"{result['name']} — {result['definition']}",
                 title_justify="left",
-                caption=f"{result['formula']} · {result['basis']} basis",
+                caption=escape("\n".join(caption)),
                 caption_justify="left",
             )
             for c in columns:
-                table.add_column(c, justify="left" if c in ("period", "group", "stage", "reason") else "right")
+                justify = "left" if c in ("period", "group", "stage", "reason", "note", "unit") else "right"
+                table.add_column(escape(header(result, c)), justify=justify)
             for r in rows:
                 table.add_row(*(_cell(r.get(c)) for c in columns))
             console.print(table)
@@ -236,60 +260,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}"
     return escape(str(value))
-
-
-@app.command("import")
-def import_csv(
-    file: Annotated[Path, typer.Argument(help="The CSV file.", exists=True, dir_okay=False)],
-    kind: Annotated[str, typer.Option(help="leads, events, opportunities, spend or revenue.")] = "leads",
-    mapping: Annotated[Path | None, typer.Option(help="Which column is which (YAML).", exists=True)] = None,
-    encoding: Annotated[
-        str, typer.Option(help="The file's text encoding, e.g. cp1252 for Excel on Windows (a BOM wins).")
-    ] = "utf-8",
-    workspace: WorkspaceOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Import a CSV file, in batches, exactly once; rejected rows go to FILE.errors.csv."""
-    from leadflow.imports.service import import_file
-
-    ws = _open(workspace)
-    try:
-        if as_json:
-            summary = import_file(ws, file, kind, mapping_path=mapping, encoding=encoding)
-        else:
-            with Progress(
-                TextColumn(f"[bold]importing[/bold] {escape(file.name)}"),
-                BarColumn(),
-                TextColumn("{task.fields[where]}"),
-                TimeElapsedColumn(),
-                console=err,
-            ) as bar:
-                task = bar.add_task("import", total=None, where="")
-                summary = import_file(
-                    ws,
-                    file,
-                    kind,
-                    mapping_path=mapping,
-                    encoding=encoding,
-                    progress=lambda line, lines: bar.update(
-                        task, completed=line, total=lines, where=f"line {line:,} of {lines:,}"
-                    ),
-                )
-    finally:
-        ws.close()
-    if as_json:
-        _dump(summary.as_dict())
-    elif summary.already_imported:
-        console.print(
-            f"{escape(file.name)} was imported before (run {summary.run_id}): nothing added. Then: {summary.rows_read:,} rows, "
-            f"{summary.created:,} created, {summary.merged:,} merged, {summary.rejected:,} rejected"
-        )
-    else:
-        resumed = f" (resumed after line {summary.resumed_after_line:,})" if summary.resumed_after_line else ""
-        console.print(
-            f"{summary.rows_read:,} rows{resumed}: {summary.created:,} created, {summary.merged:,} merged, "
-            f"{summary.rejected:,} rejected" + (f" (see {escape(summary.error_file)})" if summary.error_file else "")
-        )
 
 
 @app.command("metrics")
@@ -310,6 +280,8 @@ def metrics_list(as_json: JsonOpt = False) -> None:
 
 
 def print_overview(data: dict[str, Any]) -> None:
+    from leadflow.metrics.report import group_label
+
     months = Table(title=f"Leads per month ({data['from']} → {data['to']})", title_justify="left")
     for name in ("month", "leads", "lost/disqualified", "became inactive", "net lead flow"):
         months.add_column(name, justify="right" if name != "month" else "left")
@@ -336,7 +308,7 @@ def print_overview(data: dict[str, Any]) -> None:
         total = row["leads"] or 1
         cells = [f"{row['reached'][stages[0]]:,}"]
         cells += [f"{row['reached'][s]:,} ({100 * row['reached'][s] / total:.0f}%)" for s in stages[1:]]
-        funnel.add_row(str(row["source"]), *cells)
+        funnel.add_row(escape(group_label(row["source"], True) or ""), *cells)
     console.print(funnel)
 
 

@@ -4,7 +4,11 @@ independent pandas computation over the same files."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -118,3 +122,24 @@ def test_maven_against_pandas(maven: tuple[Workspace, pd.DataFrame]) -> None:
     [reached] = metric(ws, "stage_reached")
     expected = d["deal_stage"].map({"Won": "won", "Lost": "lost"}).fillna(d["deal_stage"]).value_counts().to_dict()
     assert reached["opportunities"] == expected
+
+
+def test_report_without_dates_reads_the_funnel_where_it_is(maven: tuple[Workspace, pd.DataFrame]) -> None:
+    """The pipeline ended on 31 December 2017: `leadflow report` without --from/--to covers 2017, not
+    the twelve (empty) months before today."""
+    ws, d = maven
+    closed = d[d["deal_stage"].isin(["Won", "Lost"])]
+    env = {**os.environ, "LEADFLOW_DATABASE_URL": ws.engine.url.render_as_string(hide_password=False)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "leadflow.cli", "report", "-w", str(ws.path), "-m", "close_rate", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [close] = json.loads(proc.stdout)
+    assert (close["from"], close["to"]) == ("2017-01-01", "2018-01-01")
+    [row] = close["rows"]
+    assert (row["numerator"], row["denominator"]) == (int((closed["deal_stage"] == "Won").sum()), len(closed))
+    assert "the data ends on 2017-12-31" in proc.stderr

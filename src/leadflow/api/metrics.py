@@ -4,7 +4,7 @@ naming it, never a 500."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,15 +14,27 @@ from leadflow.access.keys import ApiKey
 from leadflow.api.deps import api_key, viewer, workspace
 from leadflow.errors import InvalidInput, Problem
 from leadflow.metrics.milestones import refresh as refresh_milestones
-from leadflow.metrics.service import catalogue, compare_sources, compute, get_metric, make_query
+from leadflow.metrics.service import catalogue, compare_sources, compute, default_period, get_metric, make_query
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
 Reader = Annotated[ApiKey, Depends(api_key("metrics:read"))]
 # Who reads a figure: an API key (the whole workspace) or a signed-in user (their readable leads).
 Viewer = Annotated[Any, Depends(viewer("metrics:read"))]
 MetricId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
-From = Annotated[date | None, Query(alias="from", description="first day (default: 12 months back)")]
-To = Annotated[date | None, Query(alias="to", description="day after the last (default: tomorrow)")]
+From = Annotated[
+    date | None,
+    Query(
+        alias="from",
+        description="first day (default: 12 months before `to`, or the month the data begins when that is later)",
+    ),
+]
+To = Annotated[
+    date | None,
+    Query(
+        alias="to",
+        description="day after the last (default: tomorrow, or the day after the data ends when that is earlier)",
+    ),
+]
 By = Annotated[
     Literal["source", "medium", "campaign", "landing_page", "capture_context", "country", "segment", "owner", "team"]
     | None,
@@ -36,10 +48,13 @@ Model = Annotated[
 ]
 
 
-def _range(request: Request, start: date | None, end: date | None) -> tuple[date, date]:
-    today = workspace(request).clock.now().date()
-    end = end or today + timedelta(days=1)
-    start = start or date(max(end.year - 1, 1), end.month, 1)
+def _range(request: Request, start: date | None, end: date | None, readable: Any = None) -> tuple[date, date]:
+    """The period asked for; a bound not given fits the data the viewer reads (imported history
+    that ended before today is shown where it is, not as twelve empty months)."""
+    if start is None or end is None:
+        ws = workspace(request)
+        with ws.reader() as conn:
+            start, end, _ = default_period(ws, conn, start, end, readable=readable)
     if end <= start:
         raise InvalidInput("empty period", [Problem("to", "must be after from")])
     return start, end
@@ -62,12 +77,21 @@ def get_one(
     basis: Basis = "cohort",
     model: Model = None,
     stage: Annotated[str | None, Query(max_length=64, description="stage, for conversion_curve")] = None,
+    maturity: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=3650,
+            description="days after creation conversion_curve reads its value at (7, 14, 30, 60, 90 or 180; "
+            "default: metrics.maturity_days)",
+        ),
+    ] = None,
     compare: Annotated[bool, Query(description="add the previous period's value and the change")] = False,
 ) -> Any:
     get_metric(metric_id)
     ws = workspace(request)
-    lo, hi = _range(request, start, end)
-    query = make_query(lo, hi, grain=grain, by=by, basis=basis, model=model, stage=stage)
+    lo, hi = _range(request, start, end, readable)
+    query = make_query(lo, hi, grain=grain, by=by, basis=basis, model=model, stage=stage, maturity=maturity)
     refresh_milestones(ws)
     with ws.reader() as conn:
         return jsonable_encoder(compute(ws, conn, metric_id, query, compare=compare, readable=readable))
@@ -87,7 +111,7 @@ def compare(
 ) -> Any:
     get_metric(metric_id)
     ws = workspace(request)
-    lo, hi = _range(request, start, end)
+    lo, hi = _range(request, start, end, readable)
     query = make_query(lo, hi, by=by, basis=basis)
     with ws.reader() as conn:
         return jsonable_encoder(compare_sources(ws, conn, metric_id, query, a, b, readable=readable))

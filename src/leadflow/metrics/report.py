@@ -27,15 +27,61 @@ SCALARS = (
     "revenue",
     "previous",
     "change",
+    "unit",
+    "won_without_amount",
     "reason",
+    "note",
 )
+DURATION_FIELDS = ("value", "median", "mean", "p90")
+NO_GROUP = "(none)"  # a lead without a value of the breakdown (no source, no owner, ...)
+WHOLE = "overall"  # the row of a metric that is not broken down
+
+
+def broken_down(result: dict[str, Any]) -> bool:
+    """Are the rows groups of a breakdown (``by``, or one the metric makes by default, such as
+    landing pages)? Then a row without a group is the leads without a value, not the whole."""
+    return result.get("by") is not None or any(r.get("group") is not None for r in result["rows"])
+
+
+def group_label(group: Any, grouped: bool) -> str | None:
+    """How a group is shown: its value; ``(none)`` for the rows without one in a breakdown (never
+    a word that reads as the overall figure); None for the whole when not broken down."""
+    if group is not None:
+        return str(group)
+    return NO_GROUP if grouped else None
+
+
+def header(result: dict[str, Any], column: str) -> str:
+    """A column's heading, with the unit of durations (``median (hours)``)."""
+    unit = result.get("duration_unit")
+    return f"{column} ({unit})" if unit and column in DURATION_FIELDS else column
+
+
+def left_out_text(result: dict[str, Any]) -> str | None:
+    """What a metric counting only declared sources left out of this query, in a sentence."""
+    left = result.get("left_out")
+    if not left or not (left["undeclared_source"] or left["no_source"]):
+        return None
+    parts = []
+    if left["undeclared_source"]:
+        named = ", ".join(f"{s}: {n:,}" for s, n in left["undeclared_sources"].items())
+        parts.append(f"with a source not declared in leadflow.yaml: {left['undeclared_source']:,} ({named})")
+    if left["no_source"]:
+        parts.append(f"without a source: {left['no_source']:,}")
+    return f"left out — {left['what']} " + "; ".join(parts)
 
 
 def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per (period, group, [stage]) with the metric's scalar fields."""
+    """One flat row per (period, group, [stage]) with the metric's scalar fields; a missing group
+    of a breakdown is ``(none)``."""
+    grouped = broken_down(result)
     out = []
     for r in result["rows"]:
-        row: dict[str, Any] = {"metric": result["id"], "period": r.get("period"), "group": r.get("group")}
+        row: dict[str, Any] = {
+            "metric": result["id"],
+            "period": r.get("period"),
+            "group": group_label(r.get("group"), grouped),
+        }
         if "stage" in r:
             row["stage"] = r["stage"]
         for key in SCALARS:
@@ -72,11 +118,12 @@ def figure(result: dict[str, Any]) -> Any:
 
     fig = go.Figure()
     rows = result["rows"]
+    grouped = broken_down(result)
     if result["id"] == "stage_reached":
         for r in rows:
             fig.add_trace(
                 go.Funnel(
-                    name=f"{r['period']} {r['group'] or ''}".strip(),
+                    name=f"{r['period']} {group_label(r['group'], grouped) or ''}".strip(),
                     y=list(r["reached"]),
                     x=list(r["reached"].values()),
                 )
@@ -85,7 +132,7 @@ def figure(result: dict[str, Any]) -> Any:
         periods = sorted({str(r.get("period")) for r in rows})
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            key = str(r.get("group")) if r.get("group") is not None else "all"
+            key = group_label(r.get("group"), grouped) or WHOLE
             if "stage" in r:
                 key = f"{key} · {r['stage']}"
             groups.setdefault(key, []).append(r)
@@ -105,7 +152,7 @@ def figure(result: dict[str, Any]) -> Any:
                         "arrayminus": [(_number(r["value"]) or 0) - (_number(r["ci_low"]) or 0) for r in items],
                     }
                 fig.add_trace(go.Bar(name=name, x=[name], y=y, error_y=errors))
-    unit = result.get("unit", "")
+    unit = result.get("duration_unit") or result.get("unit", "")
     fig.update_layout(
         title=f"{result['name']} ({result['from']} → {result['to']}, {result.get('basis', 'cohort')} basis)",
         yaxis_title=unit,
@@ -129,6 +176,9 @@ def to_html(results: list[dict[str, Any]], title: str = "leadflow report") -> st
         parts.append(
             f"<p class='def'>{html.escape(result['definition'])} — <em>{html.escape(result['formula'])}</em></p>"
         )
+        for text in (result.get("note"), left_out_text(result)):
+            if text:
+                parts.append(f"<p class='def'>{html.escape(text)}</p>")
         parts.append(figure(result).to_html(full_html=False, include_plotlyjs=(i == 0)))
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
+from leadflow.db.tables import lead_events, leads, opportunities
 from leadflow.errors import InvalidInput, NotFound, Problem
 from leadflow.metrics import attribution, milestones
 from leadflow.metrics import catalogue as _catalogue  # noqa: F401 - registers every metric
@@ -36,6 +38,63 @@ DASHBOARD = (
 )
 
 
+def data_span(conn: Connection, *, readable: Any = None) -> tuple[datetime, datetime] | None:
+    """The first and the last time anything happened: a lead created, an event, an opportunity
+    created or closed (each an index lookup), over what ``readable`` lets the viewer read."""
+    conn = scoped(conn, readable)
+    cols = (leads.c.created_at, lead_events.c.occurred_at, opportunities.c.created_at, opportunities.c.closed_at)
+    row = conn.execute(
+        select(
+            *[select(func.min(c)).scalar_subquery() for c in cols],
+            *[select(func.max(c)).scalar_subquery() for c in cols],
+        )
+    ).one()
+    firsts = [t for t in row[: len(cols)] if t is not None]
+    lasts = [t for t in row[len(cols) :] if t is not None]
+    if not firsts:
+        return None
+    return min(firsts), max(lasts)
+
+
+def default_period(
+    ws: Workspace,
+    conn: Connection,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    readable: Any = None,
+) -> tuple[date, date, str | None]:
+    """The period a report covers when ``from`` or ``to`` is not given, and why, when it is not
+    the usual one: it ends tomorrow (today included), or the day after the data's last day when the
+    data ended before today (imported history), and begins on the first of the month twelve months
+    before its end, or on the first of the month of the first data when that is later — the user
+    sees their data, not empty months."""
+    zone = ZoneInfo(ws.config.workspace.timezone)
+    tomorrow = ws.clock.now().astimezone(zone).date() + timedelta(days=1)
+    if start is not None and end is not None:
+        return start, end, None
+    span = data_span(conn, readable=readable)
+    first, last = (None, None) if span is None else (t.astimezone(zone).date() for t in span)
+    ends = begins = False
+    if end is None:
+        end = tomorrow
+        if last is not None and last + timedelta(days=1) < tomorrow and (start is None or start <= last):
+            end, ends = last + timedelta(days=1), True
+    if start is None:
+        start = date(max(end.year - 1, EARLIEST.year), end.month, 1)
+        if first is not None and start < first.replace(day=1) < end:
+            start, begins = first.replace(day=1), True
+    if begins and ends:
+        note = f"the data runs from {first} to {last}"
+    elif ends:
+        note = f"the data ends on {last}"
+    elif begins:
+        note = f"the data begins on {first}"
+    else:
+        note = None
+    return start, end, note
+
+
 def make_query(
     start: date,
     end: date,
@@ -45,6 +104,7 @@ def make_query(
     basis: str = "cohort",
     model: str | None = None,
     stage: str | None = None,
+    maturity: int | None = None,
 ) -> MetricQuery:
     """A validated query: every problem names the parameter it comes from."""
     problems = [
@@ -56,7 +116,9 @@ def make_query(
         raise InvalidInput("date out of range", problems)
     if model is not None and model not in attribution.MODELS:
         raise InvalidInput("unknown attribution model", [Problem("model", f"one of {', '.join(attribution.MODELS)}")])
-    extra = {k: v for k, v in (("model", model), ("stage", stage)) if v is not None}
+    if maturity is not None and maturity < 1:
+        raise InvalidInput("bad maturity", [Problem("maturity", "a number of days, 1 or more")])
+    extra = {k: v for k, v in (("model", model), ("stage", stage), ("maturity", maturity)) if v is not None}
     query = MetricQuery(start=start, end=end, grain=grain, by=by, basis=basis, extra=extra)
     if grain is not None:
         if grain not in GRAINS:
@@ -120,6 +182,8 @@ def compute(
         "currency": ws.config.workspace.currency,
         "rows": rows,
     }
+    if metric.left_out is not None:
+        out["left_out"] = metric.left_out(conn, ws, query)
     if compare:
         length = query.end - query.start
         before = MetricQuery(
