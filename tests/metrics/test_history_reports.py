@@ -363,3 +363,12 @@ def test_the_api_refuses_an_unsupported_maturity_with_a_422(jan: Workspace) -> N
     [error] = bad.json()["errors"]
     assert error["field"] == "maturity" and "7, 14, 30, 60, 90, 180" in error["message"]
     assert good.status_code == 200 and good.json()["rows"][0]["value"] == 0.25
+
+
+def test_a_period_rate_above_one_has_no_interval_and_says_why() -> None:
+    from leadflow.metrics.measures import rate_row
+
+    row = rate_row("2017-03", None, 7, 4)
+    assert (row["value"], row["ci_low"], row["ci_high"]) == (7 / 4, None, None)
+    assert "not a proportion" in row["reason"]
+    assert rate_row("2017-03", None, 2, 4)["ci_low"] is not None

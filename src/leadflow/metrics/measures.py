@@ -311,6 +311,18 @@ def rate_row(
             "ci_high": None,
             "reason": reason,
         }
+    if num > den:  # period basis: more conversions in the period than leads entering it
+        return {
+            "period": period,
+            "group": group,
+            "value": num / den,
+            "numerator": num,
+            "denominator": den,
+            "ci_low": None,
+            "ci_high": None,
+            "reason": "more in the numerator than in the denominator (period basis counts "
+            "conversions of earlier leads): not a proportion, so no interval",
+        }
     lo, hi = wilson(num, den)
     return {
         "period": period,
