@@ -330,3 +330,24 @@ def test_errors_that_cannot_be_written_beside_the_file_go_to_the_workspace(tmp_p
     assert (summary.created, summary.rejected) == (1, 1)
     assert summary.error_file == str(tmp_path / "ws" / "imports" / "people.csv.errors.csv")
     assert "not-an-email" in Path(summary.error_file).read_text()
+
+
+def test_a_deal_won_before_its_lead_was_created_is_kept_with_a_warning(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    ws = sqlite_ws
+    import_file(ws, write(tmp_path / "c.csv", CONTACTS), "leads")  # lead 103 created 2024-02-03
+    summary = import_file(
+        ws,
+        write(
+            tmp_path / "early.csv",
+            "external_id,lead_external_id,status,closed_at,amount\nE1,103,won,2024-01-20T10:00:00+00:00,500\n",
+        ),
+        "opportunities",
+    )
+    assert (summary.created, summary.rejected) == (1, 0)
+    assert [(w["line"], w["field"]) for w in summary.warnings] == [(2, "created_at")]
+    assert "before its lead was created" in summary.warnings[0]["message"]
+    with ws.reader() as conn:
+        e1 = conn.execute(select(opportunities).where(opportunities.c.external_id == "E1")).one()
+    # opened when it closed (it cannot have opened later), counted as written
+    assert e1.created_at == e1.closed_at == datetime(2024, 1, 20, 10, tzinfo=UTC)
+    assert by_external(ws, "103")["stage"] == "customer"
