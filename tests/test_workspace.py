@@ -118,3 +118,17 @@ def test_demo_prints_the_report_and_exits_without_serving(tmp_path: Path) -> Non
     report = json.loads(r.stdout)
     assert sum(m["leads"] for m in report["months"]) > 300
     assert {row["source"] for row in report["funnel_by_source"]} >= {"google_ads", "referral", "outbound"}
+
+
+def test_the_workspace_does_not_import_domain_services_back() -> None:
+    """workspace.py is imported by every domain module; it must not pull the domain back in (that
+    closed an import cycle through fifteen files)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, leadflow.workspace; "
+        "print(sorted(m for m in sys.modules if m.startswith('leadflow.') and m.endswith('.service')))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

@@ -38,11 +38,11 @@ from leadflow.db.tables import config_versions
 from leadflow.errors import LeadflowError
 from leadflow.qualify.criteria import CriteriaModel, ReviewRules
 from leadflow.qualify.stages import StageModel
-from leadflow.routing import service as routing_service
+from leadflow.routing import directory as routing_directory
 from leadflow.routing.rules import RoutingRules
 from leadflow.routing.sla import SlaPolicies
 from leadflow.scoring.rules import RuleModel
-from leadflow.sources import service as sources_service
+from leadflow.sources import sync as sources_sync
 
 DATABASE_FILE = "leadflow.db"
 
@@ -248,9 +248,9 @@ class Workspace:
                         version=self.version, loaded_at=self.clock.now(), text=self.loaded.text
                     )
                 )
-            routing_service.sync_from_config(conn, self.config)
-            routing_service.forget_directory(self)
-            sources_service.sync_from_config(conn, self.config)
+            routing_directory.sync_from_config(conn, self.config)
+            routing_directory.forget_directory(self)
+            sources_sync.sync_from_config(conn, self.config)
 
     def with_clock(self, clock: Clock) -> Workspace:
         """The same workspace (engine, configuration) seen through another clock."""

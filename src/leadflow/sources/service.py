@@ -1,4 +1,8 @@
-"""Sources, campaigns and spend: kept in step with the workspace file, and recorded from imports."""
+"""Spend recorded from the API and imports.
+
+Sources, campaigns and configured spend are kept in step with the workspace file by
+:mod:`leadflow.sources.sync` (its names are re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -6,50 +10,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert
 
-from leadflow.config.workspace import WorkspaceConfig
-from leadflow.db.tables import campaigns, sources, spend
+from leadflow.db.tables import spend
 from leadflow.errors import InvalidInput, Problem
-
-
-def next_month(day: date) -> date:
-    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
-
-
-def sync_from_config(conn: Connection, config: WorkspaceConfig) -> None:
-    """Make the source, campaign and configured-spend tables say what the workspace file says."""
-    existing = set(conn.execute(select(sources.c.id)).scalars())
-    for s in config.sources:
-        values = {"name": s.name, "kind": s.kind, "medium": s.medium, "marketing": s.is_marketing}
-        if s.id in existing:
-            conn.execute(update(sources).where(sources.c.id == s.id).values(**values))
-        else:
-            conn.execute(insert(sources).values(id=s.id, **values))
-    existing = set(conn.execute(select(campaigns.c.id)).scalars())
-    for c in config.campaigns:
-        values = {"name": c.name, "source_id": c.source}
-        if c.id in existing:
-            conn.execute(update(campaigns).where(campaigns.c.id == c.id).values(**values))
-        else:
-            conn.execute(insert(campaigns).values(id=c.id, **values))
-    conn.execute(delete(spend).where(spend.c.origin == "config"))
-    rows = [
-        {
-            "source_id": c.source,
-            "campaign_id": c.id,
-            "period_start": entry.period_start,
-            "period_end": next_month(entry.period_start),
-            "amount": entry.amount,
-            "currency": config.workspace.currency,
-            "kind": "marketing",
-            "origin": "config",
-        }
-        for c in config.campaigns
-        for entry in c.spend
-    ]
-    if rows:
-        conn.execute(insert(spend), rows)
+from leadflow.sources.sync import next_month, sync_from_config  # noqa: F401 (re-exported)
 
 
 def record_spend(
