@@ -184,6 +184,24 @@ def test_history_sends_nothing_and_live_is_routed(tmp_path: Path, db_url: str, c
         queued = conn.execute(select(func.count()).select_from(notifications)).scalar_one()
     assert len(routed) == 5 and all(owner and due for owner, due in routed)
     assert queued == 5 and count(ws, "webhook_deliveries") > 0
+    # live, with the owner the file names: theirs, with an SLA clock and a notice to them
+    named = import_file(
+        ws,
+        write(
+            tmp_path / "named.csv",
+            header.strip() + ",Contact owner\nN1,Nia,Last,nia@n1.example,N1 Co,Lead,,chloe@northwind.example\n",
+        ),
+        "leads",
+        live=True,
+    )
+    assert named.created == 1
+    nia = by_external(ws, "N1")
+    assert (nia["owner_id"], nia["sla_due_at"] is not None, nia["historical"]) == ("chloe", True, False)
+    with ws.reader() as conn:
+        notices = (
+            conn.execute(select(notifications.c.recipient).where(notifications.c.lead_id == nia["id"])).scalars().all()
+        )
+    assert notices == ["chloe@northwind.example"]
     ws.close()
 
 
@@ -321,7 +339,9 @@ def test_spend_and_revenue_keep_custom_columns_and_link_by_external_id(tmp_path:
     assert (row.lead_id, row.custom, events) == (by_external(ws, "101")["id"], {"invoice": "A-77"}, 1)
 
 
-def test_errors_that_cannot_be_written_beside_the_file_go_to_the_workspace(tmp_path: Path, sqlite_ws: Workspace) -> None:
+def test_errors_that_cannot_be_written_beside_the_file_go_to_the_workspace(
+    tmp_path: Path, sqlite_ws: Workspace
+) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     data = write(shared / "people.csv", "Email,First Name\nnot-an-email,X\nok@fine.example,Y\n")

@@ -378,7 +378,9 @@ def _plan(
     # in play again, follows the routing rules. History is not routed: it keeps the owner it had.
     if not capture.history:
         lead["historical"] = False
-    if capture.owner_id and capture.owner_id != lead.get("owner_id"):
+    if capture.owner_id and capture.owner_id != lead.get("owner_id") and not capture.history:
+        plan.assignment = routing.plan_for_owner(rules, lead, at, actor, capture.owner_id)
+    elif capture.owner_id and capture.owner_id != lead.get("owner_id"):
         lead.update(owner_id=capture.owner_id, team_id=capture.team_id, assigned_at=at)
         event(
             ev.LEAD_ASSIGNED,

@@ -65,6 +65,9 @@ class Assignment:
     trace: dict[str, Any] = field(default_factory=dict)
 
 
+NAMED_BY_CALLER = "owner named by the caller"  # the rule of a route to an owner an import names
+
+
 def plan(rules: Ruleset, lead: dict[str, Any], at: datetime, actor: str) -> Assignment | None:
     """Choose the lead's destination and SLA deadline (on the lead, in place). None when no rule
     routes it, or when it already sits at the ownerless destination the rules give again."""
@@ -85,6 +88,30 @@ def plan(rules: Ruleset, lead: dict[str, Any], at: datetime, actor: str) -> Assi
         "rule": route.rule,
         "why": route.why,
         "rules_tried": tried,
+        "destination": route.destination,
+        "sla": {"policy": sla.policy, "due_at": sla.due_at, "why": sla.why} if sla else None,
+    }
+    return Assignment(lead=lead, route=route, at=at, actor=actor, trace=trace)
+
+
+def plan_for_owner(rules: Ruleset, lead: dict[str, Any], at: datetime, actor: str, owner_id: str) -> Assignment:
+    """Give the lead to ``owner_id`` (an import names the owner), with the deadline, reminders and
+    escalation the SLA policies give it, and the owner's availability and capacity checked as for
+    any routed lead (an owner who cannot take it passes it to their team)."""
+    route = Route(rule=NAMED_BY_CALLER, kind="owner", target=owner_id, why=f"the import names {owner_id}")
+    sla = rules.sla.deadline(lead, at)
+    lead.update(
+        destination=route.destination,
+        assigned_at=at,
+        sla_policy=sla.policy if sla else None,
+        sla_due_at=sla.due_at if sla else None,
+        owner_id=None,
+        team_id=None,
+    )
+    schedule(rules, lead, at)
+    trace = {
+        "rule": route.rule,
+        "why": route.why,
         "destination": route.destination,
         "sla": {"policy": sla.policy, "due_at": sla.due_at, "why": sla.why} if sla else None,
     }
@@ -148,7 +175,11 @@ def assign(
             a.trace.update(owner=None, team=None, strategy=route.kind)
             continue
         a.trace.setdefault("skipped", [])
-        if account_first and _to_account_owner(conn, d, a, owners_of_accounts, exclude):
+        if (
+            account_first
+            and route.rule != NAMED_BY_CALLER
+            and _to_account_owner(conn, d, a, owners_of_accounts, exclude)
+        ):
             continue
         if route.kind == "owner":
             named = d.by_id.get(route.target)
