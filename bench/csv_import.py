@@ -51,7 +51,7 @@ from leadflow.workspace import Workspace
 from leadflow.imports.service import import_file
 ws = Workspace.open(sys.argv[1])
 began = time.perf_counter()
-summary = import_file(ws, Path(sys.argv[2]), "leads")
+summary = import_file(ws, Path(sys.argv[2]), "leads", live=True)  # captured now: routed, as before history imports
 seconds = time.perf_counter() - began
 ws.close()
 print(json.dumps({"seconds": round(seconds, 2), "rows": summary.rows_read, "created": summary.created, "merged": summary.merged,

@@ -371,3 +371,24 @@ def test_a_deal_won_before_its_lead_was_created_is_kept_with_a_warning(tmp_path:
     # opened when it closed (it cannot have opened later), counted as written
     assert e1.created_at == e1.closed_at == datetime(2024, 1, 20, 10, tzinfo=UTC)
     assert by_external(ws, "103")["stage"] == "customer"
+
+
+def test_records_the_source_keeps_apart_are_not_merged_unseen(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    ws = sqlite_ws
+    people = write(
+        tmp_path / "crm.csv",
+        "Record ID,First Name,Last Name,Company Name,Phone Number\n"
+        "A1,Margaret,Hamilton,Apollo Guidance,+1 617 555 0101\n"
+        "A2,Margaret,Hamilton,Apollo Guidance,+1 617 555 0101\n",  # the same person by every field
+    )
+    plain = write(
+        tmp_path / "plain.csv",
+        "First Name,Last Name,Company Name,Phone Number\nMargaret,Hamilton,Apollo Guidance,+1 617 555 0101\n",
+    )
+    summary = import_file(ws, people, "leads")
+    assert (summary.created, summary.merged) == (2, 0)  # two records in the CRM: two leads, a pair to review
+    with ws.reader() as conn:
+        from leadflow.db.tables import match_pairs
+
+        assert conn.execute(select(func.count()).select_from(match_pairs)).scalar_one() == 1
+    assert import_file(ws, plain, "leads").merged == 1  # without an id of its own, the same person is recognised

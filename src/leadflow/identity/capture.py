@@ -78,6 +78,12 @@ def probable_matches(
                     cand.decision = "review" if row is not None else "new"
                 else:
                     cand.lead = row
+        for i, cand in out.items():
+            # two records the system they came from keeps apart (each with its own id there) are
+            # not merged unseen: the pair waits for review
+            theirs, ours = cand.lead.get("external_id"), captures[i].fields.get("external_id")
+            if cand.decision == "merge" and theirs and ours and theirs != ours:
+                cand.decision = "review"
     return {i: c for i, c in out.items() if c.decision != "new"}
 
 

@@ -504,7 +504,8 @@ def _import_batch(job: _Job, chunk: list[tuple[int, dict[str, str] | Unreadable]
                     lines[len(moves)] = line
                     moves.append(move)
             if moves:
-                done, skipped = change_stages(ws, conn, moves, strict=False)
+                written = {r.lead_id: r.lead for r in results}  # the latest row of each lead
+                done, skipped = change_stages(ws, conn, moves, strict=False, leads=written)
                 job.stages += len(done)
                 for item in skipped:
                     job.notes.line = lines[item.index]

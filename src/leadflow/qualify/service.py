@@ -7,9 +7,10 @@ stage like one moved by hand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -37,16 +38,23 @@ class Skipped:
 
 
 def change_stages(
-    ws: Workspace, conn: Connection, moves: Sequence[StageMove], *, strict: bool = True
+    ws: Workspace,
+    conn: Connection,
+    moves: Sequence[StageMove],
+    *,
+    strict: bool = True,
+    leads: Mapping[int, dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, object]], list[Skipped]]:
     """Apply ``moves`` in order. A move that makes no sense (``StageModel.validate``) raises when
     ``strict``; otherwise it is skipped and returned with why (an import reports it and goes on),
     and a move to the stage the lead is in already is no move. Entering the handoff stage hands
-    the lead to sales (routed first if it has no owner), except for history."""
+    the lead to sales (routed first if it has no owner), except for history. ``leads`` are rows
+    this transaction holds already (an import's batch it just wrote), not read again."""
     if not moves:
         return [], []
     ids = {m.lead_id for m in moves}
-    found = load_for_update(conn, ids)
+    found = {i: leads[i] for i in ids if i in leads} if leads else {}
+    found.update(load_for_update(conn, ids - set(found)))
     require_live(found, ids)
     now = ws.clock.now()
     rows: list[dict[str, object]] = []
