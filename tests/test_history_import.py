@@ -388,13 +388,18 @@ def test_hubspot_live_rows_are_worked_today(hubspot: Ws) -> None:
     ws.run("worker", "--once")
     after = sent_or_scheduled(ws)
     assert before == dict.fromkeys(before, 0)
-    # Alan, routed now: his owner notified, his SLA clock running; both enrolled in nurture (and
-    # out again at once: no email consent); the webhook has deliveries to make
-    assert (after["notifications"], after["sla_clocks"], after["nurture"]) == (1, 1, 2)
+    # Alan, routed now, and Ada, given to the owner the file names: each owner notified, each SLA
+    # clock running; both enrolled in nurture (and out again at once: no email consent); the
+    # webhook has deliveries to make
+    assert (after["notifications"], after["sla_clocks"], after["nurture"]) == (2, 2, 2)
     assert after["webhooks"] > 0
-    alan = ws.sql("SELECT owner_id, sla_policy FROM leads WHERE external_id = '61000000002'")
-    notified = ws.sql("SELECT recipient, reason FROM notifications")
-    assert alan == [("jordan", "standard")] and notified == [("jordan.reyes@fernhill.example", "lead_assigned")]
+    owners = ws.sql("SELECT external_id, owner_id, sla_policy FROM leads WHERE NOT historical ORDER BY external_id")
+    notified = ws.sql("SELECT recipient, reason FROM notifications ORDER BY recipient")
+    assert owners == [("61000000001", "priya", "standard"), ("61000000002", "jordan", "standard")]
+    assert notified == [
+        ("jordan.reyes@fernhill.example", "lead_assigned"),
+        ("priya.nair@fernhill.example", "lead_assigned"),
+    ]
 
 
 def test_an_import_where_no_row_lands_exits_1(hubspot: Ws) -> None:

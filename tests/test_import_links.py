@@ -392,3 +392,100 @@ def test_records_the_source_keeps_apart_are_not_merged_unseen(tmp_path: Path, sq
 
         assert conn.execute(select(func.count()).select_from(match_pairs)).scalar_one() == 1
     assert import_file(ws, plain, "leads").merged == 1  # without an id of its own, the same person is recognised
+
+
+def test_history_activity_keeps_leads_history_and_sends_nothing(tmp_path: Path, db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    config = starter_config_text() + (
+        "webhooks:\n  - {id: crm, url: 'http://127.0.0.1:9/hook', secret_env: HOOK_SECRET, events: [lead.stage_changed]}\n"
+    )
+    ws = open_workspace(tmp_path / "ws", db_url, clock, config)
+    run_once(ws, ["webhooks.enqueue"])
+    import_file(
+        ws,
+        write(
+            tmp_path / "c.csv", "Record ID,Email,First Name,Job Title,Company Name\nA,cto@acme.example,Ann,CTO,Acme\n"
+        ),
+        "leads",
+    )
+    stage_before = by_external(ws, "A")["stage"]
+    rows = ["external_id,type,lead_external_id,occurred_at,url,direction"]
+    rows += [f"pv{i},page_view,A,2024-01-0{i}T10:00:00+00:00,https://acme.example/pricing," for i in range(1, 4)]
+    rows += [f"m{i},meeting_held,A,2024-01-0{i}T11:00:00+00:00,,outbound" for i in range(3, 0, -1)]  # newest first
+    rows += [f"r{i},email_replied,A,2024-01-0{i}T12:00:00+00:00,," for i in range(1, 4)]
+    first = import_file(ws, write(tmp_path / "a.csv", "\n".join(rows) + "\n"), "events")
+    again = import_file(ws, write(tmp_path / "b.csv", "\n".join(rows) + "\n\n"), "events")
+    assert (first.created, again.created, again.merged) == (9, 0, 9)  # page views too are recorded once
+    run_once(ws)
+    ann = by_external(ws, "A")
+    assert (ann["historical"], ann["stage"]) == (True, stage_before)  # no rule moved a stage the CRM gave
+    assert ann["first_contact_at"] == datetime(2024, 1, 1, 11, tzinfo=UTC)  # the earliest, not the first listed
+    assert count(ws, "webhook_deliveries") == 0 and count(ws, "nurture_enrolments") == 0
+    from leadflow.webhooks.service import EVENT_TYPES
+
+    with ws.reader() as conn:  # (the worker's score decay of today is the system's, and no news)
+        actors = conn.execute(select(lead_events.c.actor).where(lead_events.c.type.in_(EVENT_TYPES)).distinct())
+        assert set(actors.scalars()) == {"history"}
+    ws.close()
+
+
+def test_history_never_takes_a_live_lead_from_its_owner(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    from leadflow.pipeline import process
+
+    ws = sqlite_ws
+    with ws.transaction() as conn:
+        live = process(ws, conn, {"email": "ann@acme.example", "company": "Acme", "first_name": "Ann"})
+    assert live.owner_id is not None
+    other = "farid" if live.owner_id != "farid" else "ana"
+    old = write(
+        tmp_path / "old.csv",
+        f"Record ID,Email,First Name,Contact owner,Create Date\nA1,ann@acme.example,Ann,{other},2022-01-01 10:00\n",
+    )
+    assert import_file(ws, old, "leads").merged == 1
+    with ws.reader() as conn:
+        row = conn.execute(select(leads).where(leads.c.id == live.lead_id)).one()
+    assert (row.owner_id, row.sla_due_at) == (live.owner_id, live.sla_due_at)
+
+
+def test_an_external_id_and_an_email_naming_two_people_give_one_outcome_however_batched(
+    tmp_path: Path, sqlite_ws: Workspace
+) -> None:
+    ws = sqlite_ws
+    import_file(
+        ws, write(tmp_path / "ab.csv", "Record ID,Email,First Name\nA,a@x.example,Ann\nB,b@x.example,Bob\n"), "leads"
+    )
+    import_file(
+        ws, write(tmp_path / "c.csv", "Record ID,Email,First Name\nA,b@x.example,Ann2\n,b@x.example,Bobby\n"), "leads"
+    )
+    assert (by_external(ws, "A")["first_name"], by_external(ws, "B")["first_name"]) == ("Ann2", "Bobby")
+    assert by_external(ws, "A")["email"] == "a@x.example"  # b@ is Bob's: Ann keeps her own
+
+
+def test_deals_move_stages_in_time_order_whatever_the_file_order(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    ws = sqlite_ws
+    import_file(ws, write(tmp_path / "c.csv", "Record ID,Last Name,Create Date\nA,Hopper,2021-06-01 09:00\n"), "leads")
+    deals = write(
+        tmp_path / "d.csv",
+        "external_id,lead_external_id,status,amount,created_at,closed_at\n"
+        "D2,A,won,100,2023-01-10T00:00:00+00:00,2023-05-10T00:00:00+00:00\n"
+        "D1,A,won,200,2022-01-10T00:00:00+00:00,2022-03-10T00:00:00+00:00\n",
+    )
+    assert import_file(ws, deals, "opportunities").created == 2
+    moves = [(s, at.date().isoformat()) for s, at in stage_history(ws, by_external(ws, "A")["id"])]
+    assert moves[-2:] == [("opportunity", "2022-01-10"), ("customer", "2022-03-10")]
+
+
+def test_a_date_given_as_a_constant_is_read_as_a_date(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    ws = sqlite_ws
+    mapping = write(
+        tmp_path / "m.yaml",
+        "columns: {external_id: id, last_name: name, stage: stage, occurred_at: created}\n"
+        "constants: {stage_at: '2021-07-01T00:00:00+00:00'}\n",
+    )
+    summary = import_file(
+        ws,
+        write(tmp_path / "c.csv", "id,name,stage,created\nA,Lamarr,customer,2021-06-01\n"),
+        "leads",
+        mapping_path=mapping,
+    )
+    assert (summary.created, summary.rejected) == (1, 0)
+    assert stage_history(ws, by_external(ws, "A")["id"])[-1] == ("customer", datetime(2021, 7, 1, tzinfo=UTC))

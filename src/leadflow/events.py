@@ -110,8 +110,8 @@ def is_outbound_contact(event_type: str, data: Mapping[str, Any], actor: str) ->
     """Whether this event is a person reaching out to the lead: it stops the SLA clock."""
     if event_type in ("call", "meeting_held"):
         return data.get("direction", "outbound") == "outbound"
-    if event_type in ("email_sent", "chat"):
-        return actor.startswith("owner:") and data.get("direction", "outbound") == "outbound"
+    if event_type in ("email_sent", "chat"):  # by a person (not nurture), or imported from a CRM's log
+        return (actor.startswith("owner:") or actor == HISTORY) and data.get("direction", "outbound") == "outbound"
     return False
 
 

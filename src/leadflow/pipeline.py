@@ -185,7 +185,7 @@ def process_many(
                 created_external.add(xid)
         else:
             touched[existing["id"]] = plan.lead
-            if key:
+            if key and not merged_email:
                 known[key] = plan.lead  # a later submission in this batch builds on this one
             if xid:
                 by_external[xid] = plan.lead
@@ -380,7 +380,7 @@ def _plan(
         lead["historical"] = False
     if capture.owner_id and capture.owner_id != lead.get("owner_id") and not capture.history:
         plan.assignment = routing.plan_for_owner(rules, lead, at, actor, capture.owner_id)
-    elif capture.owner_id and capture.owner_id != lead.get("owner_id"):
+    elif capture.owner_id and lead.get("owner_id") is None:  # history never takes a lead from its owner
         lead.update(owner_id=capture.owner_id, team_id=capture.team_id, assigned_at=at)
         event(
             ev.LEAD_ASSIGNED,
@@ -579,7 +579,16 @@ def record_activities(ws: Workspace, conn: Connection, activities: Sequence[Acti
         if active and (lead["last_activity_at"] is None or at > lead["last_activity_at"]):
             lead["last_activity_at"] = at
         first_contact = False
-        if lead["first_contact_at"] is None and ev.is_outbound_contact(activity.type, activity.data, activity.actor):
+        history = activity.actor == ev.HISTORY
+        system = ev.HISTORY if history else "system"
+        if (
+            history
+            and lead["first_contact_at"] is not None
+            and at < lead["first_contact_at"]
+            and ev.is_outbound_contact(activity.type, activity.data, activity.actor)
+        ):
+            lead["first_contact_at"] = at  # an export need not be in time order: the earliest counts
+        elif lead["first_contact_at"] is None and ev.is_outbound_contact(activity.type, activity.data, activity.actor):
             first_contact = True
             lead["first_contact_at"] = at
             lead["sla_next_at"] = None  # no more reminders or escalations
@@ -616,17 +625,18 @@ def record_activities(ws: Workspace, conn: Connection, activities: Sequence[Acti
             criteria = rules.criteria.evaluate(lead)
             if criteria != lead.get("criteria"):
                 lead["criteria"] = criteria
-                event(ev.LEAD_QUALIFIED, {"criteria": criteria, "trigger": activity.type}, actor="system")
-        decision = rules.stages.automatic(lead["stage"], lead)
+                event(ev.LEAD_QUALIFIED, {"criteria": criteria, "trigger": activity.type}, actor=system)
+        # history keeps the stages the system it came from recorded: rules do not move it
+        decision = None if history else rules.stages.automatic(lead["stage"], lead)
         if decision is not None:
             event(
                 ev.STAGE_CHANGED,
                 {"from": lead["stage"], "to": decision.to, "rule": decision.rule, "why": decision.why},
                 stage=decision.to,
-                actor="system",
+                actor=system,
             )
             lead.update(stage=decision.to, stage_entered_at=at, stage_reason=decision.why)
-            if decision.to == handoff_stage and activity.actor != ev.HISTORY:
+            if decision.to == handoff_stage:
                 handoffs.append((lead, at, "system"))
         if tuple(lead[k] for k in PROJECTION_COLUMNS) != before:
             lead["updated_at"] = max(lead["updated_at"], at)

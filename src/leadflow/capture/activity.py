@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from leadflow import events as ev
 from leadflow.capture.schemas import EventIn
 from leadflow.db.tables import lead_events, leads, visitors
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
@@ -48,7 +49,19 @@ def record_event(ws: Workspace, conn: Connection, event: EventIn, *, actor: str)
         if lead_id is not None:
             _known_visitor(conn, visitor, lead_id, at)
         [known] = track_page_views(
-            ws, conn, [PageView(visitor_id=visitor, url=event.url, occurred_at=at, referrer=event.referrer, utm=utm)]
+            ws,
+            conn,
+            [
+                PageView(
+                    visitor_id=visitor,
+                    url=event.url,
+                    occurred_at=at,
+                    referrer=event.referrer,
+                    utm=utm,
+                    actor=ev.HISTORY if actor == ev.HISTORY else "web",
+                    external_id=event.external_id,
+                )
+            ],
         )
         if known is None:
             return Recorded(lead_id=None, visitor_id=visitor, anonymous=True)

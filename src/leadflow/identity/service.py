@@ -60,8 +60,8 @@ _BY_EXTERNAL_IDS = Prepared(
 
 
 def find_by_external_ids(conn: Connection, ids: Collection[str]) -> dict[str, dict[str, Any]]:
-    """The lead each external id names (an id of a merged lead names its survivor); erased leads
-    are found too, so that their ids are never given to someone else."""
+    """The lead each external id names (an id of a merged lead names its survivor). Erasure
+    forgets a person's ids, so a later export naming one brings a new record."""
     if not ids:
         return {}
     found: dict[str, dict[str, Any]] = {}

@@ -334,6 +334,8 @@ def apply(
             value = moment(value, target, fmt, zone or UTC) if isinstance(value, str) else value
         _put(out, target, value, custom_as)
     for target, value in mapping.constants.items():
+        if target in dates and isinstance(value, str):
+            value = moment(value, target, mapping.date_formats.get(target, mapping.date_format), zone or UTC)
         _put(out, target, value, custom_as)
     if person and "name" in out:
         first, _, last = str(out.pop("name")).partition(" ")

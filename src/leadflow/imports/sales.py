@@ -360,9 +360,9 @@ def import_deals(
         try:
             lead = None
             if row.external_id not in known:
-                if row.lead_external_id:
+                if row.lead_external_id:  # the order find_lead reads them in: external id, id, email
                     lead = by_external.get(row.lead_external_id)
-                elif row.lead_email:
+                elif row.lead_id is None and row.lead_email:
                     lead = by_email.get(row.lead_email.strip().lower())
                 if lead is None or lead["erased_at"] is not None:
                     lead = find_lead(conn, row)  # names why (unknown, erased), or finds by id

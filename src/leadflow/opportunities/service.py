@@ -141,7 +141,8 @@ def open_deals(ws: Workspace, conn: Connection, deals: Sequence[NewDeal]) -> lis
     ids = [int(i) for i in conn.execute(_INSERT_DEALS, rows).scalars().all()]
     events: list[dict[str, Any]] = []
     changed: dict[int, dict[str, Any]] = {}
-    for d, row, opp_id in zip(deals, rows, ids, strict=True):
+    # stages follow the deals in time order, whatever order a file lists them in
+    for d, row, opp_id in sorted(zip(deals, rows, ids, strict=True), key=lambda item: item[1]["created_at"]):
         if d.lead_id is None:
             continue
         lead = found_leads[d.lead_id]
@@ -235,7 +236,7 @@ def close_deals(ws: Workspace, conn: Connection, closings: Sequence[Closing]) ->
     still_open.update({found[c.opportunity_id].lead_id: 1 for c in closings if found[c.opportunity_id].lead_id})
     events: list[dict[str, Any]] = []
     changed: dict[int, dict[str, Any]] = {}
-    for c, u in zip(closings, updates, strict=True):
+    for c, u in sorted(zip(closings, updates, strict=True), key=lambda item: item[1]["_closed_at"]):
         opp = found[c.opportunity_id]
         if opp.lead_id is None:
             continue

@@ -31,6 +31,8 @@ class PageView:
     occurred_at: datetime
     referrer: str | None = None
     utm: dict[str, str] = field(default_factory=dict)
+    actor: str = "web"  # "history" for imported page views
+    external_id: str | None = None  # its id in the system it came from
 
 
 def channel(url: str, referrer: str | None, utm: dict[str, str]) -> tuple[str, str | None, str | None]:
@@ -120,9 +122,10 @@ def track_page_views(ws: Workspace, conn: Connection, views: Sequence[PageView])
                     type="page_view",
                     lead_id=visitor["lead_id"],
                     occurred_at=view.occurred_at,
-                    actor="web",
+                    actor=view.actor,
                     data=data,
                     visitor_id=view.visitor_id,
+                    external_id=view.external_id,
                 )
             )
             continue
@@ -133,9 +136,10 @@ def track_page_views(ws: Workspace, conn: Connection, views: Sequence[PageView])
                 visitor_id=view.visitor_id,
                 occurred_at=view.occurred_at,
                 recorded_at=now,
-                actor="web",
+                actor=view.actor,
                 config_version=ws.version,
                 data=data,
+                external_id=view.external_id,
             )
         )
 
