@@ -489,3 +489,46 @@ def test_a_date_given_as_a_constant_is_read_as_a_date(tmp_path: Path, sqlite_ws:
     )
     assert (summary.created, summary.rejected) == (1, 0)
     assert stage_history(ws, by_external(ws, "A")["id"])[-1] == ("customer", datetime(2021, 7, 1, tzinfo=UTC))
+
+
+def test_two_writers_of_one_activity_id_take_turns(tmp_path: Path, db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    """Two processes recording the same activity id at once (two imports, an import beside the
+    API): the second finds the first's and says so (409), never a unique-index crash."""
+    import threading
+
+    from leadflow.capture.activity import record_event
+    from leadflow.capture.schemas import EventIn
+    from leadflow.errors import Conflict
+
+    ws = open_workspace(tmp_path / "ws", db_url, clock)
+    import_file(ws, write(tmp_path / "c.csv", CONTACTS), "leads")
+    call = EventIn(type="call", external_id="C-9", lead_external_id="101", direction="outbound")
+    first_in, release, outcome = threading.Event(), threading.Event(), {}
+
+    def first() -> None:
+        with ws.engine.begin() as conn:  # its own connection, as another process would have
+            record_event(ws, conn, call, actor="api")
+            first_in.set()
+            release.wait(10)
+
+    def second() -> None:
+        first_in.wait(10)
+        try:
+            with ws.engine.begin() as conn:
+                record_event(ws, conn, call, actor="api")
+            outcome["second"] = "recorded"
+        except Conflict as exc:
+            outcome["second"] = exc.problems[0].field
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    first_in.wait(10)
+    threading.Event().wait(0.5)  # the second is now waiting for the first
+    release.set()
+    for t in threads:
+        t.join(20)
+    assert outcome == {"second": "external_id"}
+    with ws.reader() as conn:
+        assert conn.execute(select(func.count()).where(lead_events.c.external_id == "C-9")).scalar_one() == 1
+    ws.close()

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select
 
 from leadflow import events as ev
 from leadflow.capture.schemas import EventIn
+from leadflow.db.locks import lock_names
 from leadflow.db.tables import lead_events, leads, visitors
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
 from leadflow.identity.service import find_by_email_keys, find_by_external_ids, survivor
@@ -33,6 +34,8 @@ class Recorded:
 def record_event(ws: Workspace, conn: Connection, event: EventIn, *, actor: str) -> Recorded:
     now = ws.clock.now()
     at = event.occurred_at or now
+    if event.external_id is not None:
+        lock_names(conn, [f"activity:{event.external_id}"])  # the check and the write, one at a time
     if (
         event.external_id is not None
         and conn.execute(select(lead_events.c.id).where(lead_events.c.external_id == event.external_id)).first()

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from leadflow import events as ev
+from leadflow.db.locks import lock_names
 from leadflow.db.tables import accounts, opportunities, revenue
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
 from leadflow.leads.service import load_for_update, require_live, save_projections
@@ -104,6 +105,7 @@ def open_deals(ws: Workspace, conn: Connection, deals: Sequence[NewDeal]) -> lis
         if missing := sorted(account_ids - found):
             raise NotFound(f"no account with id {missing[0]}", [Problem("account_id", "no such account")])
     external = [d.external_id for d in deals if d.external_id is not None]
+    lock_names(conn, [f"opportunity:{x}" for x in external])  # the check and the write, one at a time
     if external:
         twice = [x for x, n in Counter(external).items() if n > 1]
         known = twice or list(
@@ -350,6 +352,8 @@ def record_revenue(
         if lead_id not in found:
             raise NotFound(f"no lead with id {lead_id}", [Problem("lead_id", "no such lead")])
         account_id = account_id or found[lead_id]["account_id"]
+    if external_id is not None:
+        lock_names(conn, [f"revenue:{external_id}"])
     if (
         external_id is not None
         and conn.execute(select(revenue.c.id).where(revenue.c.external_id == external_id)).first()
