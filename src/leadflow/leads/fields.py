@@ -25,6 +25,7 @@ LEAD_FIELDS: tuple[LeadField, ...] = (
     LeadField("last_name", "str", personal=True),
     LeadField("phone", "str", personal=True, description="phone number in E.164"),
     LeadField("notes", "str", personal=True, description="free text from the person"),
+    LeadField("external_id", "str", personal=True, description="the person's id in the system they came from"),
     # Facts about the person's company and role.
     LeadField("company", "str"),
     LeadField("title", "str", description="job title"),

@@ -71,10 +71,13 @@ def export(ws: Workspace, conn: Connection, lead_id: int) -> dict[str, Any]:
                 notifications.c.sent_at,
             ).where(notifications.c.lead_id == lead_id, notifications.c.reason == "nurture")
         ),
-        "external_ids": [
-            r.external_id
-            for r in conn.execute(select(lead_external_ids.c.external_id).where(lead_external_ids.c.lead_id == lead_id))
-        ],
+        "external_ids": sorted(  # the ids of the person's records, merged ones included
+            conn.execute(
+                select(lead_external_ids.c.external_id).where(
+                    lead_external_ids.c.lead_id.in_(_person(conn, lead_id)[1])
+                )
+            ).scalars()
+        ),
         "nurture": rows(select(nurture_enrolments).where(nurture_enrolments.c.lead_id == lead_id)),
         "tasks": rows(select(tasks).where(tasks.c.lead_id == lead_id)),
         "exported_at": ws.clock.now(),
@@ -186,7 +189,6 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
     # the ids other systems know the person by point nowhere now (a later import of one is a new
     # record, not the erased person's)
     conn.execute(delete(lead_external_ids).where(lead_external_ids.c.lead_id.in_(ids)))
-    conn.execute(update(leads).where(leads.c.id.in_(ids)).values(external_id=None))
     for merge in conn.execute(
         select(lead_merges.c.id, lead_merges.c.survivor_before, lead_merges.c.merged_before).where(
             lead_merges.c.survivor_id.in_(ids) | lead_merges.c.merged_id.in_(ids)
