@@ -532,3 +532,40 @@ def test_two_writers_of_one_activity_id_take_turns(tmp_path: Path, db_url: str, 
     with ws.reader() as conn:
         assert conn.execute(select(func.count()).where(lead_events.c.external_id == "C-9")).scalar_one() == 1
     ws.close()
+
+
+def test_bad_settings_refuse_the_file_and_bad_rows_are_rejected_by_line(tmp_path: Path, sqlite_ws: Workspace) -> None:
+    from leadflow.errors import InvalidInput
+
+    ws = sqlite_ws
+    data = write(
+        tmp_path / "c.csv",
+        "id,name,stage,won\nA,Ada,customer,2024-02-01\nB,Bob,Banana,2024-02-01\nC,Cy,lead,someday\nD,Di,Lifecycle?,\n",
+    )
+
+    def refused(mapping_text: str | None, **kw: object) -> list[tuple[str, str]]:
+        mapping = write(tmp_path / "m.yaml", mapping_text) if mapping_text else None
+        try:
+            import_file(ws, data, "leads", mapping_path=mapping, **kw)  # type: ignore[arg-type]
+        except InvalidInput as exc:
+            return [(p.field, p.message) for p in exc.problems]
+        raise AssertionError("the file must be refused")
+
+    base = "columns: {external_id: id, last_name: name, stage: stage, reached.customer: won}\n"
+    assert refused(base, delimiter="ab")[0][0] == "delimiter"
+    assert refused(base + "timezone: Mars/Olympus\n") == [
+        ("mapping.timezone", "'Mars/Olympus' is not a time zone (e.g. Europe/Berlin)")
+    ]
+    assert refused(base + "date_formats: {closed: '%Y'}\n")[0][0] == "mapping.date_formats.closed"
+    assert refused(base.replace("reached.customer", "reached.quote"))[0][0] == "mapping.columns.reached.quote"
+    assert count(ws, "import_runs") == 0 and count(ws, "leads") == 0  # nothing written by a refused file
+
+    summary = import_file(ws, data, "leads", mapping_path=write(tmp_path / "ok.yaml", base))
+    assert (summary.created, summary.rejected) == (1, 3)
+    assert [(r["line"], r["field"]) for r in summary.rejections] == [
+        (3, "stage"),
+        (4, "reached.customer"),
+        (5, "stage"),
+    ]
+    assert "'Banana' is not a stage" in summary.rejections[0]["reason"]
+    assert count(ws, "leads") == 1 and by_external(ws, "A")["stage"] == "customer"

@@ -214,12 +214,11 @@ class SalesContext:
 
 
 def import_row(ctx: SalesContext, row: _Row) -> str:
-    """Write one validated row (inside the batch's transaction); returns created, updated or unchanged."""
+    """Write one validated spend or revenue row (inside the batch's transaction); deals go in
+    batches through :func:`import_deals`."""
     if isinstance(row, SpendRow):
         record_spend(ctx.conn, currency=ctx.ws.config.workspace.currency, origin="import", **row.model_dump())
         return "created"
-    if isinstance(row, OpportunityRow):
-        return _opportunity(ctx, row)
     assert isinstance(row, RevenueRow)
     return _revenue(ctx, row)
 

@@ -404,6 +404,10 @@ class _Job:
     stages: int = 0
     sources: Counter[str] = field(default_factory=Counter)
     owners: OwnerBook | None = None
+    stage_ids: list[str] = field(default_factory=list)  # the workspace's, for every row's stage
+
+    def __post_init__(self) -> None:
+        self.stage_ids = _stages(self.ws)
 
     @property
     def row_actor(self) -> str:
@@ -589,9 +593,8 @@ def _lead_row(job: _Job, row: dict[str, str], dates: set[str], now: Any) -> tupl
     ws = job.ws
     payload = apply(job.mapping, row, dates=dates, zone=job.zone)
     extra: dict[str, Any] = {"reached": payload.pop("reached", None) or {}}
-    stages = _stages(ws)
     if "stage" in payload:
-        extra["stage"] = stage_of(payload.pop("stage"), stages)
+        extra["stage"] = stage_of(payload.pop("stage"), job.stage_ids)
     extra["stage_at"] = payload.pop("stage_at", None)
     owner = payload.pop("owner", None)
     capture = prepare(payload, default_region=ws.config.workspace.default_region, now=now, rules=ws.rules.capture)
