@@ -48,7 +48,11 @@ def test_model_endpoints(live: LiveServer, clock: FrozenClock) -> None:
     lead_id = lead["lead"]["id"]
     prediction = c.get(f"/api/v1/leads/{lead_id}/prediction", headers=as_reader).json()
     assert prediction["version"] == version and 0 <= prediction["score"] <= 100
-    assert math.isclose(sum(x["contribution"] for x in prediction["contributions"]), prediction["margin"], abs_tol=1e-4)
+    assert math.isclose(
+        sum(x["contribution"] for x in prediction["contributions"]) + prediction["base_value"],
+        prediction["margin"],
+        abs_tol=1e-4,
+    )
     history = c.get(f"/api/v1/leads/{lead_id}").json()["events"]
     scored = [e for e in history if e["type"] == "lead_scored"][-1]
     assert scored["data"]["model"]["version"] == version

@@ -64,13 +64,19 @@ def test_train_activate_stamp_and_roll_back(ws: Workspace, clock: FrozenClock) -
     stamped = _scored_events(ws, hot)[-1]["model"]
     assert stamped["version"] == v1
     assert 0 <= stamped["score"] <= 100
-    assert math.isclose(sum(c["contribution"] for c in stamped["contributions"]), stamped["margin"], abs_tol=1e-4)
+    assert math.isclose(
+        sum(c["contribution"] for c in stamped["contributions"]) + stamped["base_value"],
+        stamped["margin"],
+        abs_tol=1e-4,
+    )
     assert stamped["score"] > _scored_events(ws, cold)[-1]["model"]["score"]
     # the API's view: every contribution, same version
     with ws.reader() as conn:
         now = predict_lead(ws, conn, hot)
     assert now["version"] == v1
-    assert math.isclose(sum(c["contribution"] for c in now["contributions"]), now["margin"], abs_tol=1e-4)
+    assert math.isclose(
+        sum(c["contribution"] for c in now["contributions"]) + now["base_value"], now["margin"], abs_tol=1e-4
+    )
 
     # activity recomputes the score: the new score event carries the model too
     with ws.transaction() as conn:

@@ -32,6 +32,7 @@ def figures(probability: Sequence[float] | np.ndarray, y: Sequence[int] | np.nda
         "brier": round(float(np.mean((p - t) ** 2)), 4),
         "calibration": calibration_curve(p, t),
         "deciles": gains(p, t),
+        "ties": ties(p),
         "bands": by_band(p * 100, t),
     }
 
@@ -55,19 +56,29 @@ def calibration_curve(p: np.ndarray, t: np.ndarray, bins: int = 10) -> list[dict
 
 
 def gains(p: np.ndarray, t: np.ndarray, parts: int = 10) -> list[dict[str, Any]]:
-    """Deciles from the highest scores down: conversions captured so far and lift."""
-    order = np.argsort(-p, kind="mergesort")
+    """Deciles from the highest scores down: conversions captured so far and lift. Leads with
+    equal scores stay in one decile (a decile ends where the next score begins), so row order
+    cannot invent lift; a decile may hold more or fewer than a tenth, or none."""
+    n = len(t)
     total = t.sum()
-    rate = t.mean() if len(t) else 0.0
+    rate = t.mean() if n else 0.0
+    order = np.argsort(-p, kind="mergesort")
+    sorted_p = p[order]
+    # each group of equal scores goes to the decile where the group starts
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_p) != 0) + 1] if n else np.array([], dtype=int)
+    group = np.cumsum(np.r_[0, np.diff(sorted_p) != 0]) if n else np.array([], dtype=int)
+    decile_of_group = np.minimum(starts * parts // max(n, 1), parts - 1)
+    decile = decile_of_group[group] if n else np.array([], dtype=int)
     out, captured = [], 0.0
-    for d, chunk in enumerate(np.array_split(order, parts), start=1):
+    for d in range(parts):
+        chunk = order[decile == d]
         if len(chunk) == 0:
             continue
         conv = float(t[chunk].sum())
         captured += conv
         out.append(
             {
-                "decile": d,
+                "decile": d + 1,
                 "leads": len(chunk),
                 "converted": int(conv),
                 "rate": round(conv / len(chunk), 4),
@@ -75,6 +86,24 @@ def gains(p: np.ndarray, t: np.ndarray, parts: int = 10) -> list[dict[str, Any]]
                 "captured": round(captured / total, 4) if total else None,
             }
         )
+    return out
+
+
+def ties(p: np.ndarray, X: np.ndarray | None = None) -> dict[str, Any]:
+    """The largest share of leads that got one and the same score, and whether those leads also
+    had identical features (then the tie is honest)."""
+    if not len(p):
+        return {"largest_share": 0.0, "leads": 0, "identical_features": True}
+    values, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    top = int(np.argmax(counts))
+    out = {
+        "largest_share": round(float(counts[top] / len(p)), 4),
+        "leads": int(counts[top]),
+        "score": float(values[top]),
+    }
+    if X is not None:
+        rows = np.nan_to_num(X[inverse == top], nan=-1e300)
+        out["identical_features"] = bool(len(np.unique(rows, axis=0)) == 1)
     return out
 
 

@@ -34,6 +34,8 @@ class GuardSettings:
     min_filled_share: float = 0.10  # the filled-in-rows test needs this much coverage
     after_outcome_share: float = 0.5
     folds: int = 5
+    periods: int = 4  # the rows are judged in this many consecutive periods of time too
+    min_period_rows: int = 200
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def rank_auc(scores: np.ndarray, y: np.ndarray) -> float | None:
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
-def _category_auc(values: Sequence[Any], y: np.ndarray, folds: int) -> float | None:
+def _category_auc(values: Sequence[Any] | np.ndarray, y: np.ndarray, folds: int) -> float | None:
     """Out-of-fold AUC of the level's smoothed conversion rate (target encoding)."""
     codes = _codes(values)
     n = len(codes)
@@ -76,14 +78,16 @@ def _category_auc(values: Sequence[Any], y: np.ndarray, folds: int) -> float | N
     return rank_auc(scores, y)
 
 
-def _codes(values: Sequence[Any]) -> np.ndarray:
-    """Integer codes per distinct value (missing is a value of its own)."""
+def _codes(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Integer codes per distinct value (missing is a value of its own); codes stay codes."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "i":
+        return values
     table: dict[Any, int] = {}
     return np.fromiter((table.setdefault(v, len(table)) for v in values), dtype=np.int64, count=len(values))
 
 
-def _number_auc(values: Sequence[Any], y: np.ndarray) -> float | None:
-    x = np.array([np.nan if v is None else float(v) for v in values])
+def _number_auc(values: Sequence[Any] | np.ndarray, y: np.ndarray) -> float | None:
+    x = values if isinstance(values, np.ndarray) else np.array([np.nan if v is None else float(v) for v in values])
     filled = ~np.isnan(x)
     if filled.sum() < 2:
         return None
@@ -91,31 +95,61 @@ def _number_auc(values: Sequence[Any], y: np.ndarray) -> float | None:
     return None if auc is None else max(auc, 1 - auc)
 
 
+@dataclass(frozen=True)
+class Check:
+    """The guard's verdict on one field: left out or kept, and why, with the figures."""
+
+    feature: str
+    left_out: bool
+    reason: str
+    evidence: dict[str, Any]
+
+    @property
+    def flag(self) -> Flag | None:
+        return Flag(self.feature, self.reason, self.evidence) if self.left_out else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def screen(frame: Frame, y: Sequence[int] | np.ndarray, settings: GuardSettings | None = None) -> list[Flag]:
     """Fields that predict the outcome implausibly well on their own."""
+    return [c.flag for c in examine(frame, y, settings) if c.flag is not None]
+
+
+def examine(frame: Frame, y: Sequence[int] | np.ndarray, settings: GuardSettings | None = None) -> list[Check]:
+    """Every field judged on all the rows given (in time order) and on each of ``periods``
+    consecutive periods of them: a field that gives the outcome away in any period, or over all
+    rows, is left out. The verdict does not depend on how many rows a caller holds out."""
     s = settings or GuardSettings()
     target = np.asarray(y, dtype=float)
-    rng = np.random.default_rng(0)
-    shuffle = rng.permutation(len(target))  # folds independent of row order
-    flags = []
+    n = len(target)
+    periods = [np.arange(n)[k * n // s.periods : (k + 1) * n // s.periods] for k in range(s.periods)]
+    periods = [
+        p for p in periods if len(p) >= s.min_period_rows and min(target[p].sum(), len(p) - target[p].sum()) >= 10
+    ]
+    checks = []
     for name in frame.names:
         values = frame.columns[name]
-        shuffled = [values[i] for i in shuffle]
-        ys = target[shuffle]
-        filled = np.array([v is not None for v in shuffled])
-        evidence: dict[str, Any] = {"filled_share": round(float(filled.mean()), 4)}
-        if frame.kinds[name] == CATEGORY:
-            evidence["auc"] = _category_auc(shuffled, ys, s.folds)
-            if filled.mean() >= s.min_filled_share and filled.sum() >= s.min_level_support:
-                sub = [v for v, f in zip(shuffled, filled, strict=True) if f]
-                evidence["auc_filled"] = _category_auc(sub, ys[filled], s.folds)
-                evidence["deterministic_share"] = round(_deterministic_share(sub, ys[filled], s), 4)
-        else:
-            evidence["auc"] = _number_auc(shuffled, ys)
+        kind = frame.kinds[name]
+        filled = np.array([v is not None for v in values], dtype=bool)
+        column = _codes(values) if kind == CATEGORY else np.array([np.nan if v is None else float(v) for v in values])
+        evidence = _evidence(column, filled, kind, target, s)
+        by_period = []
+        for rows in periods:
+            part = _evidence(column[rows], filled[rows], kind, target[rows], s)
+            by_period.append(max((a for a in (part.get("auc"), part.get("auc_filled")) if a is not None), default=None))
+        if by_period:
+            evidence["auc_by_period"] = [None if a is None else round(a, 4) for a in by_period]
         reasons = []
-        best = max((a for a in (evidence.get("auc"), evidence.get("auc_filled")) if a is not None), default=None)
-        if best is not None and best > s.max_auc:
-            reasons.append(f"on its own it ranks outcomes with AUC {best:.3f} (above {s.max_auc})")
+        overall = max((a for a in (evidence.get("auc"), evidence.get("auc_filled")) if a is not None), default=None)
+        worst = max((a for a in by_period if a is not None), default=None)
+        if overall is not None and overall > s.max_auc:
+            reasons.append(f"on its own it ranks outcomes with AUC {overall:.3f} (above {s.max_auc})")
+        elif worst is not None and worst > s.max_auc:
+            reasons.append(
+                f"on its own it ranks outcomes with AUC {worst:.3f} in one period of time (above {s.max_auc})"
+            )
         share = evidence.get("deterministic_share")
         if share is not None and share > s.max_deterministic_share:
             reasons.append(f"{share:.0%} of the leads that have it sit in values that (almost) always or never convert")
@@ -123,11 +157,34 @@ def screen(frame: Frame, y: Sequence[int] | np.ndarray, settings: GuardSettings 
             if evidence.get(key) is not None:
                 evidence[key] = round(evidence[key], 4)
         if reasons:
-            flags.append(Flag(name, "; ".join(reasons), evidence))
-    return flags
+            checks.append(Check(name, True, "; ".join(reasons), evidence))
+        else:
+            best = max((a for a in (overall, worst) if a is not None), default=None)
+            why = f"on its own AUC {best:.3f} at most (limit {s.max_auc})" if best is not None else "no ranking power"
+            if share is not None:
+                why += f"; {share:.0%} of the leads that have it in always/never-converting values"
+            checks.append(Check(name, False, f"kept: {why}", evidence))
+    return checks
 
 
-def _deterministic_share(values: Sequence[Any], y: np.ndarray, s: GuardSettings) -> float:
+def _evidence(
+    column: np.ndarray, filled: np.ndarray, kind: str, target: np.ndarray, s: GuardSettings
+) -> dict[str, Any]:
+    """Single-field figures on these rows: ``column`` holds category codes or numbers."""
+    shuffle = np.random.default_rng(0).permutation(len(target))  # folds independent of row order
+    values, ys, filled = column[shuffle], target[shuffle], filled[shuffle]
+    evidence: dict[str, Any] = {"filled_share": round(float(filled.mean()), 4) if len(filled) else 0.0}
+    if kind == CATEGORY:
+        evidence["auc"] = _category_auc(values, ys, s.folds)
+        if len(filled) and filled.mean() >= s.min_filled_share and filled.sum() >= s.min_level_support:
+            evidence["auc_filled"] = _category_auc(values[filled], ys[filled], s.folds)
+            evidence["deterministic_share"] = round(_deterministic_share(values[filled], ys[filled], s), 4)
+    else:
+        evidence["auc"] = _number_auc(values, ys)
+    return evidence
+
+
+def _deterministic_share(values: Sequence[Any] | np.ndarray, y: np.ndarray, s: GuardSettings) -> float:
     """Share of the rows in levels that (almost) always or (almost) never convert, counting a
     level only when its size makes that unlikely by chance: an "always" level would have been
     expected to hold at least ``min_expected`` non-converters, a "never" level as many converters

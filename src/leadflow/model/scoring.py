@@ -49,7 +49,9 @@ def stamp(
         history = [*past.get(lead_id, ()), *pending.get(lead_id, ())]
         features = dataset.lead_features(leads_by_id[lead_id], history, at)
         prediction = active.predictor.predict(features, top=TOP)
-        row["data"] = {**row["data"], "model": {"version": active.version_id, **prediction.as_dict()}}
+        stamp_data = prediction.as_dict(top=TOP)
+        stamp_data.pop("calibration")  # the version's calibration is one line; events keep the figures
+        row["data"] = {**row["data"], "model": {"version": active.version_id, **stamp_data}}
 
 
 def predict_lead(ws: Workspace, conn: Connection, lead_id: int, *, version_id: int | None = None) -> dict[str, Any]:

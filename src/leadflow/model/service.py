@@ -87,7 +87,8 @@ def fit_version(
     )
     predictor = result.predictor
     features = list(predictor.encoding.features)
-    probability = predictor.probabilities(predictor.encoding.encode(data.frame))
+    X = predictor.encoding.encode(data.frame)
+    probability = predictor.probabilities(X)
     learned = np.concatenate([result.split.fit, result.split.calibrate])
     comparison = evaluation.compare(
         data.frame, features, data.y, learned, result.split.holdout, probability, rule_points=data.rule_scores
@@ -106,7 +107,10 @@ def fit_version(
             "holdout": len(result.split.holdout),
             "holdout_from": _iso(data.times[int(result.split.holdout[0])]) if len(result.split.holdout) else None,
         },
+        "slices": slices(result.split, data.y, data.times),
         "leakage": [f.as_dict() for f in result.flags],
+        "fields_checked": [c.as_dict() for c in result.checks],
+        "holdout_ties": evaluation.ties(probability[result.split.holdout], X[result.split.holdout]),
         "forced": result.forced,
         "excluded": result.excluded,
         "constant": result.constant,
@@ -130,6 +134,21 @@ def fit_version(
         "config_version": ws.version,
     }
     return Candidate(values, predictor, data)
+
+
+def slices(split: Any, y: Sequence[int], times: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Rows, conversion rate and time span of the training, validation and holdout slices: the
+    drift a user should see before trusting a model."""
+    t = np.asarray(y, dtype=float)
+    out = {}
+    for name, rows in (("training", split.fit), ("validation", split.calibrate), ("holdout", split.holdout)):
+        out[name] = {
+            "leads": len(rows),
+            "conversion_rate": round(float(t[rows].mean()), 4) if len(rows) else None,
+            "from": _iso(times[int(rows[0])]) if len(rows) else None,
+            "to": _iso(times[int(rows[-1])]) if len(rows) else None,
+        }
+    return out
 
 
 def save_version(conn: Connection, candidate: Candidate) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""Training the conversion model: LightGBM with native categories, time-ordered validation and
-isotonic calibration. The score is the calibrated probability as 0-100.
+"""Training the conversion model, never worse than its own baselines, on data that drifts.
 
-Rows are ordered by time. The newest ``holdout`` share is kept out entirely and only measured
-on (the figures in the training report); of the older rows, the oldest part trains the trees and
-the newest part stops the boosting and fits the calibration, so nothing is tuned on rows older
-than the ones it is judged on.
+Rows are ordered by time. The newest ``holdout`` share is kept out entirely and only measured on
+(the figures in the training report). Of the older rows, the oldest part (``fit``) trains every
+candidate — gradient boosting (LightGBM, native categories), logistic regression and naive Bayes,
+each with and without recency weights — and the newest part (``validation``) chooses between
+them and their blends, stops the boosting and fits the calibration: nothing is tuned on rows
+older than the ones it is judged on, and nothing on the holdout. What was chosen is then refitted
+on every row before the holdout. The score is the calibrated probability as 0-100.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from leadflow.errors import InvalidInput, Problem
+from leadflow.model import learners
 from leadflow.model.frame import Encoding, Frame
-from leadflow.model.leakage import Flag, GuardSettings, screen
+from leadflow.model.leakage import Check, Flag, GuardSettings, examine, rank_auc
+from leadflow.model.learners import Trees
 from leadflow.model.predictor import Predictor
 
 PARAMS: dict[str, Any] = {
@@ -42,6 +47,7 @@ PARAMS: dict[str, Any] = {
     "deterministic": True,
 }
 MIN_ROWS = 40
+KINDS = ("gradient_boosting", "logistic_regression", "naive_bayes")
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,27 @@ class TrainingResult:
     constant: list[str]
     seconds: float
     report: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)  # the guard's verdict on every field
+
+
+# Recency: the weight of a lead halves every ``half_life`` × the span of the training rows (None:
+# all weigh the same). Which one is chosen on the validation rows, per kind of model.
+HALF_LIVES: tuple[float | None, ...] = (None, 0.5, 0.15)
+BLEND_STEP = 0.1
+BLEND_MIN_GAIN = 0.001  # a blend must beat the best single model's validation AUC by this much
+
+
+@dataclass
+class Trial:
+    """One candidate fitted on the fit rows and judged on the validation rows."""
+
+    kind: str
+    half_life: float | None
+    learner: Any
+    rounds: int
+    margins: np.ndarray  # on the validation rows
+    auc: float
+    log_loss: float
 
 
 def train(
@@ -85,10 +112,13 @@ def train(
     guard: GuardSettings | None = None,
     history_flags: Sequence[Flag] = (),
     params: Mapping[str, Any] | None = None,
+    kinds: Sequence[str] = KINDS,
+    refit: bool = True,
 ) -> TrainingResult:
-    """Screen the fields for leakage, train on the older rows, calibrate on the newer ones."""
-    import lightgbm as lgb
-
+    """Screen the fields for leakage; on the older rows fit gradient boosting, logistic regression
+    and naive Bayes (each with and without recency weights), choose on the newest of those rows
+    (the validation slice) the one or the blend that ranks them best, refit it on all of them and
+    calibrate it on the most recent outcomes. The holdout is never looked at."""
     began = time.perf_counter()
     target = np.asarray(y, dtype=float)
     _check(frame, target, times, holdout)
@@ -100,8 +130,11 @@ def train(
     split = time_split(times, holdout)
     learn = np.concatenate([split.fit, split.calibrate])
     candidates = frame.select([n for n in frame.names if n not in exclude])
-    # The guard looks only at the rows the model learns from: the holdout stays unseen.
-    flags = merge_flags([*history_flags, *screen(candidates.rows(learn), target[learn], guard)])
+    # The guard examines every labelled row in time order (holdout included: whether a field gives
+    # the outcome away must not depend on how many rows are held out), in each period of time too.
+    order = np.array(sorted(range(len(times)), key=lambda i: (times[i], i)))
+    checks = examine(candidates.rows(order), target[order], guard)
+    flags = merge_flags([*history_flags, *(c.flag for c in checks if c.flag is not None)])
     flagged = {f.feature for f in flags}
     forced = [f for f in force if f in flagged]
     dropped = sorted(flagged - set(force))
@@ -111,24 +144,57 @@ def train(
     features = [n for n in learnable.names if n in informative]
     if not features:
         raise InvalidInput("nothing to learn from", [Problem("features", "every feature is constant or excluded")])
-    encoding = Encoding.fit(frame.rows(split.fit), features)
+    encoding = Encoding.fit(frame.rows(learn), features)
     X = encoding.encode(frame.select(features))
     settings = {**PARAMS, **(params or {})}
-    cats = encoding.categorical_indices
-    train_set = lgb.Dataset(X[split.fit], target[split.fit], categorical_feature=cats, free_raw_data=False)
-    valid_set = lgb.Dataset(X[split.calibrate], target[split.calibrate], reference=train_set)
-    booster = lgb.train(
-        settings,
-        train_set,
-        num_boost_round=2000,
-        valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(50, verbose=False)],
+    stamps = _numeric_times(times)
+    fit, val = split.fit, split.calibrate
+    trials = [_trial(kind, h, X, target, stamps, fit, val, encoding, settings) for kind in kinds for h in HALF_LIVES]
+    best = {}
+    for t in trials:
+        if t.kind not in best or (t.auc, -t.log_loss) > (best[t.kind].auc, -best[t.kind].log_loss):
+            best[t.kind] = t
+    chosen, weights, scales = _choose(list(best.values()), target[val])
+    # Refit what was chosen on every row before the holdout (the newest outcomes matter most).
+    final = []
+    for trial, weight, (a, b) in zip(chosen, weights, scales, strict=True):
+        learner = (
+            _fit(trial.kind, trial.half_life, X, target, stamps, learn, encoding, settings, rounds=trial.rounds)
+            if refit
+            else trial.learner
+        )
+        final.append((trial, weight * a, weight * b, learner))
+    offset = float(sum(b for _, _, b, _ in final))
+    selected_margin = sum(w * t.margins for t, w, _, _ in final) + offset
+    predictor = Predictor(
+        [(w, learner) for _, w, _, learner in final],
+        encoding,
+        {"method": "linear", "a": 1.0, "b": 0.0},
+        offset=offset,
+        model_text=next((learner.text for *_, learner in final if isinstance(learner, Trees)), ""),
     )
-    best = booster.best_iteration or booster.current_iteration()
-    text = booster.model_to_string(num_iteration=best)
-    booster = lgb.Booster(model_str=text)
-    calibration = calibrate(booster.predict(X[split.calibrate]), target[split.calibrate])
-    predictor = Predictor(booster=booster, encoding=encoding, calibration=calibration, model_text=text)
+    predictor = _calibrated(predictor, selected_margin, target[val], X[val])
+    report = {
+        "model": predictor.kind,
+        "chosen": predictor.description,
+        "why": _why(chosen, weights, trials, len(val)),
+        "candidates": [
+            {
+                "model": t.kind,
+                "recency_half_life": _half_life_label(t.half_life, stamps[fit], times),
+                "validation_auc": round(t.auc, 4),
+                "validation_log_loss": round(t.log_loss, 4),
+                "rounds": t.rounds if t.kind == "gradient_boosting" else None,
+                "chosen": any(t is c for c in chosen),
+            }
+            for t in trials
+        ],
+        "blend": [{"model": t.kind, "weight": round(w, 3)} for t, w in zip(chosen, weights, strict=True)],
+        "refit": refit,
+        "calibration": predictor.calibration,
+        "iterations": next((t.rounds for t in chosen if t.kind == "gradient_boosting"), None),
+        "params": {k: settings[k] for k in sorted(settings)},
+    }
     return TrainingResult(
         predictor=predictor,
         split=split,
@@ -137,29 +203,169 @@ def train(
         excluded=sorted(set(exclude) | set(dropped)),
         constant=constant,
         seconds=time.perf_counter() - began,
-        report={"iterations": best, "params": {k: settings[k] for k in sorted(settings)}},
+        report=report,
+        checks=checks,
     )
 
 
-ISOTONIC_MIN_ROWS = 1000
-ISOTONIC_MIN_EACH = 50
-CLIP = 0.001
+def _numeric_times(times: Sequence[Any]) -> np.ndarray:
+    return np.array([t.timestamp() if isinstance(t, datetime) else float(t) for t in times], dtype=float)
 
 
-def calibrate(raw: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Isotonic regression when the calibration rows are plenty (it bends to any shape), else
-    Platt scaling on the margin (two parameters cannot overfit a few hundred rows)."""
-    from sklearn.isotonic import IsotonicRegression
-    from sklearn.linear_model import LogisticRegression
+def recency_weights(stamps: np.ndarray, half_life: float | None) -> np.ndarray:
+    """Weights (mean 1) that halve every ``half_life`` × the rows' span back from the newest."""
+    if half_life is None or len(stamps) == 0:
+        return np.ones(len(stamps))
+    span = float(stamps.max() - stamps.min())
+    if span <= 0:
+        return np.ones(len(stamps))
+    w = np.power(0.5, (stamps.max() - stamps) / (half_life * span))
+    return w / w.mean()
 
-    positives = int(y.sum())
-    if len(y) >= ISOTONIC_MIN_ROWS and min(positives, len(y) - positives) >= ISOTONIC_MIN_EACH:
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=CLIP, y_max=1 - CLIP).fit(raw, y)
-        return {"method": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
-    p = np.clip(raw, 1e-9, 1 - 1e-9)
-    margin = np.log(p / (1 - p)).reshape(-1, 1)
-    platt = LogisticRegression(C=1e6, max_iter=1000).fit(margin, y)
-    return {"method": "platt", "a": float(platt.coef_[0][0]), "b": float(platt.intercept_[0])}
+
+def _fit(
+    kind: str,
+    half_life: float | None,
+    X: np.ndarray,
+    y: np.ndarray,
+    stamps: np.ndarray,
+    rows: np.ndarray,
+    encoding: Encoding,
+    settings: Mapping[str, Any],
+    *,
+    rounds: int | None = None,
+    valid: np.ndarray | None = None,
+) -> Any:
+    w = recency_weights(stamps[rows], half_life)
+    if kind == "gradient_boosting":
+        trees, best = learners.fit_trees(
+            X[rows],
+            y[rows],
+            w,
+            encoding.categorical_indices,
+            settings,
+            valid=None if valid is None else (X[valid], y[valid]),
+            rounds=rounds,
+        )
+        return (trees, best) if valid is not None else trees
+    if kind == "logistic_regression":
+        return learners.fit_logistic(X[rows], y[rows], w, encoding)
+    return learners.fit_naive_bayes(X[rows], y[rows], w, encoding)
+
+
+def _trial(
+    kind: str,
+    half_life: float | None,
+    X: np.ndarray,
+    y: np.ndarray,
+    stamps: np.ndarray,
+    fit: np.ndarray,
+    val: np.ndarray,
+    encoding: Encoding,
+    settings: Mapping[str, Any],
+) -> Trial:
+    rounds = 0
+    if kind == "gradient_boosting":
+        learner, rounds = _fit(kind, half_life, X, y, stamps, fit, encoding, settings, valid=val)
+    else:
+        learner = _fit(kind, half_life, X, y, stamps, fit, encoding, settings)
+    margins = learner.margins(X[val])
+    a, b = _platt(margins, y[val])
+    return Trial(
+        kind, half_life, learner, rounds, margins, rank_auc(margins, y[val]) or 0.5, _log_loss(a * margins + b, y[val])
+    )
+
+
+def _choose(best: list[Trial], y: np.ndarray) -> tuple[list[Trial], list[float], list[tuple[float, float]]]:
+    """The single model or the blend (weights on a 0.1 grid, each model's margin first put on a
+    common scale by its own linear calibration) with the best validation AUC; a blend must beat
+    the best single model by ``BLEND_MIN_GAIN``."""
+    scales = [_platt(t.margins, y) for t in best]
+    scaled = [a * t.margins + b for t, (a, b) in zip(best, scales, strict=True)]
+    top = max(range(len(best)), key=lambda i: (best[i].auc, -best[i].log_loss))
+    choice: tuple[float, list[float]] = (best[top].auc + BLEND_MIN_GAIN, [float(i == top) for i in range(len(best))])
+    steps = round(1 / BLEND_STEP)
+    for combo in _simplex(len(best), steps):
+        if max(combo) == steps:
+            continue  # single models were judged above
+        w = [c / steps for c in combo]
+        auc = rank_auc(sum(wi * s for wi, s in zip(w, scaled, strict=True)), y) or 0.0
+        if auc > choice[0] + 1e-12:
+            choice = (auc, w)
+    keep = [i for i, w in enumerate(choice[1]) if w > 0]
+    return [best[i] for i in keep], [choice[1][i] for i in keep], [scales[i] for i in keep]
+
+
+def _simplex(parts: int, total: int) -> list[tuple[int, ...]]:
+    if parts == 1:
+        return [(total,)]
+    return [(k, *rest) for k in range(total + 1) for rest in _simplex(parts - 1, total - k)]
+
+
+def _platt(margin: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
+    """``a``, ``b`` of the logistic fit ``p = 1 / (1 + e^-(a m + b))`` (Newton's method)."""
+    a, b = 1.0, 0.0
+    w = np.ones(len(y)) if weight is None else weight
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(a * margin + b, -35, 35)))
+        g = w * (p - y)
+        h = w * p * (1 - p) + 1e-9
+        grad = np.array([np.sum(g * margin), np.sum(g)]) + np.array([1e-4 * (a - 1), 0.0])
+        hess = np.array([[np.sum(h * margin * margin) + 1e-4, np.sum(h * margin)], [np.sum(h * margin), np.sum(h)]])
+        step = np.linalg.solve(hess, grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    return float(a), float(b)
+
+
+def _log_loss(z: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(1 / (1 + np.exp(-np.clip(z, -35, 35))), 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _calibrated(predictor: Predictor, selected: np.ndarray, y: np.ndarray, X_recent: np.ndarray) -> Predictor:
+    """The calibration line: its slope from the validation rows' out-of-sample margins, its
+    intercept so that the shipped model's mean probability on those most recent rows is the rate
+    at which they converted (the refitted model has seen them, so only the level is taken)."""
+    a, _ = _platt(selected, y)
+    margins = predictor.margins(X_recent)
+    rate = float(y.mean())
+    lo, hi = -30.0, 30.0
+    for _ in range(100):
+        b = (lo + hi) / 2
+        if float(np.mean(1 / (1 + np.exp(-np.clip(a * margins + b, -35, 35))))) < rate:
+            lo = b
+        else:
+            hi = b
+    predictor.calibration = {"method": "linear", "a": a, "b": (lo + hi) / 2}
+    predictor.a, predictor.b = a, (lo + hi) / 2
+    return predictor
+
+
+def _why(chosen: list[Trial], weights: list[float], trials: list[Trial], n_val: int) -> str:
+    from leadflow.model.predictor import LABELS
+
+    best = {}
+    for t in trials:
+        if t.kind not in best or t.auc > best[t.kind]:
+            best[t.kind] = t.auc
+    others = ", ".join(f"{LABELS[k]} {v:.3f}" for k, v in sorted(best.items(), key=lambda kv: -kv[1]))
+    if len(chosen) == 1:
+        head = f"{LABELS[chosen[0].kind]} ranks the newest {n_val:,} outcomes before the holdout best"
+    else:
+        parts = " + ".join(f"{w:.1f} × {LABELS[t.kind]}" for t, w in zip(chosen, weights, strict=True))
+        head = f"the blend {parts} ranks the newest {n_val:,} outcomes before the holdout better than any one model"
+    return f"{head} (validation AUC by model: {others})"
+
+
+def _half_life_label(half_life: float | None, stamps: np.ndarray, times: Sequence[Any]) -> str | None:
+    if half_life is None:
+        return None
+    span = float(stamps.max() - stamps.min()) if len(stamps) else 0.0
+    if times and isinstance(times[0], datetime):
+        return f"{half_life * span / 86400:.0f} days"
+    return f"{half_life:.0%} of the training span"
 
 
 def merge_flags(flags: Sequence[Flag]) -> list[Flag]:
