@@ -33,7 +33,14 @@ def test_train_list_activate_evaluate_rollback(sqlite_ws: Workspace, clock: Froz
     assert chart.read_bytes()[:4] == b"\x89PNG"
     assert json.loads(evaluated.output)["version"] == version
     predicted = runner.invoke(app, ["model", "predict", "1", *w, "--json"])
-    assert json.loads(predicted.output)["version"] == version
+    shown = json.loads(predicted.output)
+    assert shown["version"] == version and shown["base_value"] is not None
+    # the table a person reads: base value, contributions, the margin they sum to, the calibration
+    table = runner.invoke(app, ["model", "predict", "1", *w], env={"COLUMNS": "200"}).output
+    assert "base value" in table and f"{shown['margin']:+.3f}" in table
+    assert f"score = {shown['probability']:.3f} × 100 ≈ {shown['score']}" in table
+    report = runner.invoke(app, ["model", "train", *w, "--window-days", "30"], env={"COLUMNS": "200"}).output
+    assert "conversion by slice" in report and "shipped:" in report
     assert runner.invoke(app, ["model", "threshold", *w, "--capacity", "3", "--json"]).exit_code == 0
     assert runner.invoke(app, ["model", "rollback", *w]).exit_code == 0
     with sqlite_ws.reader() as conn:

@@ -65,11 +65,15 @@ def load_config_file(path: Path) -> LoadedConfig:
     return load_config_text(text, path=path)
 
 
+# libyaml's parser when PyYAML has it (several times faster: every command opens the workspace)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_config_text(text: str, *, path: Path | None = None) -> LoadedConfig:
     name = path.name if path else CONFIG_FILE
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

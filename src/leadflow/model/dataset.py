@@ -205,6 +205,34 @@ def build(
     )
 
 
+MIN_EACH = 5  # converted and unconverted leads each, at least, to learn and to measure anything
+
+
+def require_outcomes(data: Dataset, target: str, *, min_rows: int = 40) -> None:
+    """Refuse, before any training, a dataset too small to learn from, saying what it holds: how
+    many leads reached the target stage, how many did not, and how many have no outcome yet.
+    ``min_rows`` is the trainer's floor (``training.MIN_ROWS``)."""
+    from leadflow.errors import InvalidInput, Problem
+
+    rows, converted = len(data.y), int(sum(data.y))
+    unconverted = rows - converted
+    problems = []
+    if rows < min_rows:
+        problems.append(Problem("rows", f"{rows} leads with known outcomes; at least {min_rows} are needed"))
+    if converted < MIN_EACH or unconverted < MIN_EACH:
+        pending = f"; {data.unknown:,} more have no outcome yet" if data.unknown else ""
+        problems.append(
+            Problem(
+                "target",
+                f"{converted:,} leads reached {target!r} (the target stage) of {rows:,} with known outcomes "
+                f"and {unconverted:,} did not; at least {MIN_EACH} converted and {MIN_EACH} unconverted are "
+                f"needed{pending}",
+            )
+        )
+    if problems:
+        raise InvalidInput("cannot train a model on this data", problems)
+
+
 def _rule_score_at(history: Sequence[Mapping[str, Any]], at: datetime, current: int) -> int:
     """The rule score the lead had just before ``at`` (its last ``lead_scored`` event then)."""
     score = None

@@ -68,11 +68,13 @@ def fit_version(
     """Train a version from the leads with known outcomes; reads only (so it can run in a read
     transaction and keep the write lock free while the trees grow)."""
     from leadflow.model import evaluation
+    from leadflow.model.training import MIN_ROWS
     from leadflow.model.training import train as fit
 
     options = options or TrainOptions()
     target = options.target or ws.config.stages.target
     data = data or load_dataset(ws, conn, options)
+    dataset.require_outcomes(data, target, min_rows=MIN_ROWS)
     guard = GuardSettings(max_auc=options.max_auc, max_deterministic_share=options.max_deterministic_share)
     history = set_after_outcome(data.first_set, data.outcome_at, guard)
     result = fit(

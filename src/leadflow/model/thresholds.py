@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from leadflow.db.tables import leads
 from leadflow.errors import InvalidInput, Problem
@@ -75,6 +75,7 @@ class AdviceInputs:
     weeks: int
     score: str  # "rules" or "model version N"
     as_of: datetime
+    newest_lead_at: datetime | None = None  # set when no lead was created in the ``weeks`` before ``as_of``
 
 
 def _check_request(
@@ -92,17 +93,37 @@ def _check_request(
         raise InvalidInput("cannot advise a threshold", problems)
 
 
+def _newest_lead_at(conn: Connection, as_of: datetime) -> datetime | None:
+    """When the newest lead was created (asked when the inflow window is empty, so the advice
+    can say when leads last arrived and suggest ``--as-of`` that date)."""
+    return conn.execute(
+        select(func.max(leads.c.created_at)).where(leads.c.merged_into_id.is_(None), leads.c.created_at <= as_of)
+    ).scalar()
+
+
 def advice_inputs(
-    ws: Workspace, conn: Connection, *, weeks: int = 8, using: str = "auto", outcome_window_days: int = 90
+    ws: Workspace,
+    conn: Connection,
+    *,
+    weeks: int = 8,
+    using: str = "auto",
+    outcome_window_days: int = 90,
+    as_of: datetime | None = None,
 ) -> AdviceInputs:
     """The scores and outcomes advice needs, on the active model's score (``using="model"``), the
-    rule score (``"rules"``), or the model when one is active (``"auto"``)."""
+    rule score (``"rules"``), or the model when one is active (``"auto"``).
+
+    ``as_of`` (default: now) judges the workspace at an earlier moment: imported history, whose
+    leads were created years ago, has no inflow "now", but has the inflow and outcomes it had."""
     _check_request(weeks=weeks, using=using)
+    now = ws.clock.now()
+    if as_of is not None and as_of > now:
+        raise InvalidInput("cannot advise a threshold", [Problem("as_of", "the date is in the future")])
     active = registry.active(ws, conn)
     if using == "model" and active is None:
         raise InvalidInput("no model is active", [Problem("using", "activate a model or use rules")])
     use_model = active is not None and using != "rules"
-    now = ws.clock.now()
+    now = as_of or now
     window = timedelta(days=outcome_window_days)
     if not use_model or active is None:
         past_scores, y = dataset.rule_outcomes(
@@ -110,16 +131,24 @@ def advice_inputs(
         )
         recent_scores = conn.execute(
             select(leads.c.score).where(
-                leads.c.merged_into_id.is_(None), leads.c.created_at >= now - timedelta(weeks=weeks)
+                leads.c.merged_into_id.is_(None),
+                leads.c.created_at >= now - timedelta(weeks=weeks),
+                leads.c.created_at <= now,
             )
         ).scalars()
         past = np.asarray(past_scores, dtype=float)
-        return AdviceInputs(past, y, list(recent_scores), weeks, "rules", now)
+        recent_rules = list(recent_scores)
+        newest = None if recent_rules else _newest_lead_at(conn, now)
+        return AdviceInputs(past, y, recent_rules, weeks, "rules", now, newest)
     data = dataset.build(conn, order=ws.config.stages.order, target=active.target, as_of=now, outcome_window=window)
     recent_rows = [
         dict(r._mapping)
         for r in conn.execute(
-            select(leads).where(leads.c.merged_into_id.is_(None), leads.c.created_at >= now - timedelta(weeks=weeks))
+            select(leads).where(
+                leads.c.merged_into_id.is_(None),
+                leads.c.created_at >= now - timedelta(weeks=weeks),
+                leads.c.created_at <= now,
+            )
         )
     ]
     predictor = active.predictor
@@ -128,7 +157,8 @@ def advice_inputs(
     recent = [
         predictor.predict(dataset.lead_features(r, history.get(r["id"], []), now), top=1).score for r in recent_rows
     ]
-    return AdviceInputs(past, list(data.y), recent, weeks, f"model version {active.version_id}", now)
+    newest = None if recent else _newest_lead_at(conn, now)
+    return AdviceInputs(past, list(data.y), recent, weeks, f"model version {active.version_id}", now, newest)
 
 
 def advise_with(ws: Workspace, inputs: AdviceInputs, capacity_per_week: float) -> dict[str, Any]:
@@ -137,6 +167,18 @@ def advise_with(ws: Workspace, inputs: AdviceInputs, capacity_per_week: float) -
     out = advise_from(inputs.past, inputs.outcomes, inputs.recent, inputs.weeks, capacity_per_week, step=5)
     out["score"] = inputs.score
     out["current_mql_threshold"] = ws.rules.scoring.mql_threshold
+    out["as_of"] = inputs.as_of
+    out["note"] = None
+    if not inputs.recent:
+        out["note"] = (
+            f"no leads were created in the {inputs.weeks} weeks before {inputs.as_of:%Y-%m-%d}, so the inflow is 0"
+            + (
+                f"; the newest lead was created on {inputs.newest_lead_at:%Y-%m-%d}: "
+                f"for advice on that history, ask with --as-of {inputs.newest_lead_at:%Y-%m-%d}"
+                if inputs.newest_lead_at is not None
+                else ""
+            )
+        )
     return out
 
 
@@ -148,9 +190,10 @@ def advise(
     weeks: int = 8,
     using: str = "auto",
     outcome_window_days: int = 90,
+    as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Advice for this workspace, on the active model's score (``using="model"``), the rule
-    score (``"rules"``), or the model when one is active (``"auto"``)."""
+    score (``"rules"``), or the model when one is active (``"auto"``), as of now or ``as_of``."""
     _check_request(weeks=weeks, using=using, capacity_per_week=capacity_per_week)
-    inputs = advice_inputs(ws, conn, weeks=weeks, using=using, outcome_window_days=outcome_window_days)
+    inputs = advice_inputs(ws, conn, weeks=weeks, using=using, outcome_window_days=outcome_window_days, as_of=as_of)
     return advise_with(ws, inputs, capacity_per_week)

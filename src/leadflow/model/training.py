@@ -94,10 +94,10 @@ class Trial:
 
     kind: str
     half_life: float | None
-    learner: Any
+    learner: Any  # fitted on the last fold
     rounds: int
-    margins: np.ndarray  # on the validation rows
-    auc: float
+    margins: list[np.ndarray]  # on each fold's validation rows (the last: the newest)
+    auc: float  # mean over the folds
     log_loss: float
 
 
@@ -149,12 +149,15 @@ def train(
     settings = {**PARAMS, **(params or {})}
     stamps = _numeric_times(times)
     fit, val = split.fit, split.calibrate
-    trials = [_trial(kind, h, X, target, stamps, fit, val, encoding, settings) for kind in kinds for h in HALF_LIVES]
+    folds = validation_folds(fit, val, target)
+    trials = [_trial(kind, h, X, target, stamps, folds, encoding, settings) for kind in kinds for h in HALF_LIVES]
     best = {}
     for t in trials:
         if t.kind not in best or (t.auc, -t.log_loss) > (best[t.kind].auc, -best[t.kind].log_loss):
             best[t.kind] = t
-    chosen, weights, scales = _choose(list(best.values()), target[val])
+    fold_y = [target[v] for _, v in folds]
+    chosen, weights, scales = _choose(list(best.values()), fold_y)
+    recent = folds[-1][1]
     # Refit what was chosen on every row before the holdout (the newest outcomes matter most).
     final = []
     for trial, weight, (a, b) in zip(chosen, weights, scales, strict=True):
@@ -165,7 +168,7 @@ def train(
         )
         final.append((trial, weight * a, weight * b, learner))
     offset = float(sum(b for _, _, b, _ in final))
-    selected_margin = sum(w * t.margins for t, w, _, _ in final) + offset
+    selected_margin = sum(w * t.margins[-1] for t, w, _, _ in final) + offset
     predictor = Predictor(
         [(w, learner) for _, w, _, learner in final],
         encoding,
@@ -173,11 +176,16 @@ def train(
         offset=offset,
         model_text=next((learner.text for *_, learner in final if isinstance(learner, Trees)), ""),
     )
-    predictor = _calibrated(predictor, selected_margin, target[val], X[val])
+    predictor = _calibrated(predictor, selected_margin, target[recent], X[recent])
     report = {
         "model": predictor.kind,
         "chosen": predictor.description,
-        "why": _why(chosen, weights, trials, len(val)),
+        "why": _why(chosen, weights, trials, folds),
+        "validation": {
+            "folds": len(folds),
+            "leads": [len(v) for _, v in folds],
+            "converted": [int(target[v].sum()) for _, v in folds],
+        },
         "candidates": [
             {
                 "model": t.kind,
@@ -253,35 +261,65 @@ def _fit(
     return learners.fit_naive_bayes(X[rows], y[rows], w, encoding)
 
 
+MIN_VALIDATION_CLASS = 50  # fewer converted (or lost) validation leads than this: judge on rolling folds
+
+
+def validation_folds(fit: np.ndarray, val: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Where candidates are judged: the validation slice after the fit rows, or — when it holds
+    too few outcomes of one kind to tell models apart — three rolling folds over every row before
+    the holdout (fit on the oldest 40%, 60%, 80%, judge on the next 20%), the last of which is the
+    newest."""
+    positives = int(y[val].sum())
+    if min(positives, len(val) - positives) >= MIN_VALIDATION_CLASS:
+        return [(fit, val)]
+    learn = np.concatenate([fit, val])
+    n = len(learn)
+    cuts = [round(n * f) for f in (0.4, 0.6, 0.8, 1.0)]
+    folds = [(learn[: cuts[i]], learn[cuts[i] : cuts[i + 1]]) for i in range(3)]
+    return [(f, v) for f, v in folds if len(v) and 0 < y[f].sum() < len(f)] or [(fit, val)]
+
+
 def _trial(
     kind: str,
     half_life: float | None,
     X: np.ndarray,
     y: np.ndarray,
     stamps: np.ndarray,
-    fit: np.ndarray,
-    val: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
     encoding: Encoding,
     settings: Mapping[str, Any],
 ) -> Trial:
-    rounds = 0
-    if kind == "gradient_boosting":
-        learner, rounds = _fit(kind, half_life, X, y, stamps, fit, encoding, settings, valid=val)
-    else:
-        learner = _fit(kind, half_life, X, y, stamps, fit, encoding, settings)
-    margins = learner.margins(X[val])
-    a, b = _platt(margins, y[val])
+    margins, aucs, losses, rounds, learner = [], [], [], [], None
+    for fit, val in folds:
+        if kind == "gradient_boosting":
+            learner, r = _fit(kind, half_life, X, y, stamps, fit, encoding, settings, valid=val)
+            rounds.append(r)
+        else:
+            learner = _fit(kind, half_life, X, y, stamps, fit, encoding, settings)
+        m = learner.margins(X[val])
+        a, b = _platt(m, y[val])
+        margins.append(m)
+        aucs.append(rank_auc(m, y[val]))
+        losses.append(_log_loss(a * m + b, y[val]))
+    judged = [a for a in aucs if a is not None]
     return Trial(
-        kind, half_life, learner, rounds, margins, rank_auc(margins, y[val]) or 0.5, _log_loss(a * margins + b, y[val])
+        kind,
+        half_life,
+        learner,
+        int(np.median(rounds)) if rounds else 0,
+        margins,
+        float(np.mean(judged)) if judged else 0.5,
+        float(np.mean(losses)),
     )
 
 
-def _choose(best: list[Trial], y: np.ndarray) -> tuple[list[Trial], list[float], list[tuple[float, float]]]:
+def _choose(best: list[Trial], fold_y: list[np.ndarray]) -> tuple[list[Trial], list[float], list[tuple[float, float]]]:
     """The single model or the blend (weights on a 0.1 grid, each model's margin first put on a
-    common scale by its own linear calibration) with the best validation AUC; a blend must beat
-    the best single model by ``BLEND_MIN_GAIN``."""
-    scales = [_platt(t.margins, y) for t in best]
-    scaled = [a * t.margins + b for t, (a, b) in zip(best, scales, strict=True)]
+    common scale by its own linear calibration, fold by fold) with the best validation AUC; a
+    blend must beat the best single model by ``BLEND_MIN_GAIN``. The scales returned are the
+    newest fold's."""
+    scales = [[_platt(t.margins[k], y) for k, y in enumerate(fold_y)] for t in best]
+    scaled = [[a * t.margins[k] + b for k, (a, b) in enumerate(sc)] for t, sc in zip(best, scales, strict=True)]
     top = max(range(len(best)), key=lambda i: (best[i].auc, -best[i].log_loss))
     choice: tuple[float, list[float]] = (best[top].auc + BLEND_MIN_GAIN, [float(i == top) for i in range(len(best))])
     steps = round(1 / BLEND_STEP)
@@ -289,11 +327,13 @@ def _choose(best: list[Trial], y: np.ndarray) -> tuple[list[Trial], list[float],
         if max(combo) == steps:
             continue  # single models were judged above
         w = [c / steps for c in combo]
-        auc = rank_auc(sum(wi * s for wi, s in zip(w, scaled, strict=True)), y) or 0.0
+        aucs = [rank_auc(sum(wi * scaled[i][k] for i, wi in enumerate(w)), y) for k, y in enumerate(fold_y)]
+        judged = [a for a in aucs if a is not None]
+        auc = float(np.mean(judged)) if judged else 0.0
         if auc > choice[0] + 1e-12:
             choice = (auc, w)
     keep = [i for i, w in enumerate(choice[1]) if w > 0]
-    return [best[i] for i in keep], [choice[1][i] for i in keep], [scales[i] for i in keep]
+    return [best[i] for i in keep], [choice[1][i] for i in keep], [scales[i][-1] for i in keep]
 
 
 def _simplex(parts: int, total: int) -> list[tuple[int, ...]]:
@@ -343,19 +383,26 @@ def _calibrated(predictor: Predictor, selected: np.ndarray, y: np.ndarray, X_rec
     return predictor
 
 
-def _why(chosen: list[Trial], weights: list[float], trials: list[Trial], n_val: int) -> str:
+def _why(
+    chosen: list[Trial], weights: list[float], trials: list[Trial], folds: list[tuple[np.ndarray, np.ndarray]]
+) -> str:
     from leadflow.model.predictor import LABELS
 
-    best = {}
+    best: dict[str, float] = {}
     for t in trials:
         if t.kind not in best or t.auc > best[t.kind]:
             best[t.kind] = t.auc
     others = ", ".join(f"{LABELS[k]} {v:.3f}" for k, v in sorted(best.items(), key=lambda kv: -kv[1]))
+    where = (
+        f"the newest {len(folds[0][1]):,} outcomes before the holdout"
+        if len(folds) == 1
+        else f"{len(folds)} rolling folds of the outcomes before the holdout ({sum(len(v) for _, v in folds):,} leads)"
+    )
     if len(chosen) == 1:
-        head = f"{LABELS[chosen[0].kind]} ranks the newest {n_val:,} outcomes before the holdout best"
+        head = f"{LABELS[chosen[0].kind]} ranks {where} best"
     else:
         parts = " + ".join(f"{w:.1f} × {LABELS[t.kind]}" for t, w in zip(chosen, weights, strict=True))
-        head = f"the blend {parts} ranks the newest {n_val:,} outcomes before the holdout better than any one model"
+        head = f"the blend {parts} ranks {where} better than any one model"
     return f"{head} (validation AUC by model: {others})"
 
 
