@@ -210,4 +210,14 @@ def test_threshold_advice_on_the_models_page_is_the_model_services(
         assert f"{expected['past_leads']} past leads with a known outcome" in page.text
         assert 'id="chart-advice"' in page.text
     assert client.get("/app/models", params={"capacity": 0}).status_code == 422
+    # a trained version: the page says what was shipped and why, and the drift between slices
+    from leadflow.model import service
+
+    with business.transaction() as conn:
+        report = service.train(business, conn, service.TrainOptions(outcome_window_days=30))
+    page = client.get("/app/models")
+    assert f'<b id="model-chosen">{report["chosen"]}</b>' in page.text
+    assert "Conversion rate by slice" in page.text
+    known = report["metrics"]["predictive"]["auc_interval"] is not None
+    assert ("(95%)" in page.text) is known and ('id="no-auc"' in page.text) is not known
     client.close()

@@ -65,6 +65,11 @@ def test_model_endpoints(live: LiveServer, clock: FrozenClock) -> None:
     assert c.get("/api/v1/models/drift", headers=as_reader).json()["periods"][0]["scored"] >= 1
     advice = c.get("/api/v1/models/threshold", params={"capacity": 5}, headers=as_reader).json()
     assert advice["advised"]["mql_per_week"] <= 5
+    # as of a day before any lead: no inflow, and a note that says so
+    early = c.get("/api/v1/models/threshold", params={"capacity": 5, "as_of": "2001-01-01"}, headers=as_reader)
+    assert early.status_code == 200 and early.json()["as_of"].startswith("2001-01-01")
+    assert "the inflow is 0" in early.json()["note"]
+    _problem(c.get("/api/v1/models/threshold", params={"capacity": 5, "as_of": "2999-01-01"}), 422, "as_of")
 
     again = c.post("/api/v1/models/rollback", headers={"Idempotency-Key": "rb-1"})
     assert again.json() == {"active": None, "previous": version}

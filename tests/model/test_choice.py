@@ -162,3 +162,12 @@ def test_recency_weights_halve_over_the_half_life() -> None:
     assert w[2] / w[1] == pytest.approx(2.0) and w[1] / w[0] == pytest.approx(2.0)
     assert w.mean() == pytest.approx(1.0)
     assert np.all(recency_weights(stamps, None) == 1.0)
+
+
+def test_the_auc_interval_says_how_much_a_few_conversions_can_tell() -> None:
+    few = evaluation.auc_interval(0.88, 5, 456)
+    many = evaluation.auc_interval(0.88, 900, 1400)
+    assert few is not None and many is not None
+    assert few[0] < 0.88 < few[1] and many[0] < 0.88 < many[1]
+    assert (few[1] - few[0]) > 5 * (many[1] - many[0])
+    assert evaluation.auc_interval(0.9, 0, 100) is None

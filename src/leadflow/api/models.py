@@ -5,7 +5,7 @@ changing which model scores leads needs ``admin``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -174,12 +174,18 @@ def threshold_advice(
     capacity: Annotated[float, Query(gt=0, le=1_000_000, description="leads per week the team can work")],
     weeks: Annotated[int, Query(ge=1, le=104, description="recent weeks of inflow to judge by")] = 8,
     using: Annotated[Literal["auto", "model", "rules"], Query()] = "auto",
+    as_of: Annotated[
+        datetime | None,
+        Query(description="advise as of this moment (ISO 8601), e.g. on imported history; default: now"),
+    ] = None,
 ) -> dict[str, Any]:
     from leadflow.model import thresholds
 
     ws = _ws(request)
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
     with ws.reader() as conn:
-        return thresholds.advise(ws, conn, capacity, weeks=weeks, using=using)
+        return thresholds.advise(ws, conn, capacity, weeks=weeks, using=using, as_of=as_of)
 
 
 @router.post("/api/v1/models/rollback", summary="Go back to the model in force before the current one")

@@ -102,6 +102,12 @@ def _print_report(report: dict[str, Any]) -> None:
         )
         console.print(f"  leakage guard: {flag['feature']} {state} — {flag['reason']}")
     console.print(_metrics_table(report["metrics"], f"held-out newest {report['split']['holdout']:,} leads"))
+    interval = (report["metrics"].get("predictive") or {}).get("auc_interval")
+    held = report.get("slices", {}).get("holdout", {})
+    if interval and held.get("conversion_rate") is not None:
+        converted = round(held["conversion_rate"] * held["leads"])
+        note = f"  the held-out AUC is known to ±{(interval[1] - interval[0]) / 2:.3f} (95%) from {converted:,} conversions"
+        console.print(note + (": differences smaller than that are noise" if converted < 30 else ""))
     ties = report.get("holdout_ties")
     if ties:
         console.print(f"  the most common score is shared by {ties['largest_share']:.1%} of the held-out leads")

@@ -28,6 +28,7 @@ def figures(probability: Sequence[float] | np.ndarray, y: Sequence[int] | np.nda
         "leads": len(t),
         "conversion_rate": round(float(t.mean()), 4) if len(t) else None,
         "auc": None if auc is None else round(auc, 4),
+        "auc_interval": auc_interval(auc, int(t.sum()), int(len(t) - t.sum())),
         "log_loss": round(float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))), 4),
         "brier": round(float(np.mean((p - t) ** 2)), 4),
         "calibration": calibration_curve(p, t),
@@ -35,6 +36,19 @@ def figures(probability: Sequence[float] | np.ndarray, y: Sequence[int] | np.nda
         "ties": ties(p),
         "bands": by_band(p * 100, t),
     }
+
+
+def auc_interval(auc: float | None, positives: int, negatives: int) -> list[float] | None:
+    """The 95% interval of an AUC measured on this many converted and unconverted leads (Hanley
+    and McNeil, 1982): with a handful of conversions, differences inside it are noise."""
+    if auc is None or positives == 0 or negatives == 0:
+        return None
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (
+        positives * negatives
+    )
+    half = 1.96 * float(np.sqrt(max(var, 0.0)))
+    return [round(max(0.0, auc - half), 4), round(min(1.0, auc + half), 4)]
 
 
 def calibration_curve(p: np.ndarray, t: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:

@@ -187,7 +187,7 @@ def plain(value: Any) -> Any:
 
 
 def _headline(figures: dict[str, Any]) -> dict[str, Any]:
-    return {k: figures.get(k) for k in ("auc", "log_loss", "brier", "leads")}
+    return {k: figures.get(k) for k in ("auc", "auc_interval", "log_loss", "brier", "leads")}
 
 
 def _iso(value: Any) -> Any:

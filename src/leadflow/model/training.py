@@ -168,7 +168,7 @@ def train(
         )
         final.append((trial, weight * a, weight * b, learner))
     offset = float(sum(b for _, _, b, _ in final))
-    selected_margin = sum(w * t.margins[-1] for t, w, _, _ in final) + offset
+    selected_margin = sum(w * np.concatenate(t.margins) for t, w, _, _ in final) + offset
     predictor = Predictor(
         [(w, learner) for _, w, _, learner in final],
         encoding,
@@ -176,7 +176,9 @@ def train(
         offset=offset,
         model_text=next((learner.text for *_, learner in final if isinstance(learner, Trees)), ""),
     )
-    predictor = _calibrated(predictor, selected_margin, target[recent], X[recent])
+    predictor = _calibrated(
+        predictor, selected_margin, np.concatenate(fold_y), X, target, _recent_rows(learn, target, len(recent))
+    )
     report = {
         "model": predictor.kind,
         "chosen": predictor.description,
@@ -316,8 +318,8 @@ def _trial(
 def _choose(best: list[Trial], fold_y: list[np.ndarray]) -> tuple[list[Trial], list[float], list[tuple[float, float]]]:
     """The single model or the blend (weights on a 0.1 grid, each model's margin first put on a
     common scale by its own linear calibration, fold by fold) with the best validation AUC; a
-    blend must beat the best single model by ``BLEND_MIN_GAIN``. The scales returned are the
-    newest fold's."""
+    blend must beat the best single model by ``BLEND_MIN_GAIN``. The scales returned are
+    fitted on every fold's validation rows together."""
     scales = [[_platt(t.margins[k], y) for k, y in enumerate(fold_y)] for t in best]
     scaled = [[a * t.margins[k] + b for k, (a, b) in enumerate(sc)] for t, sc in zip(best, scales, strict=True)]
     top = max(range(len(best)), key=lambda i: (best[i].auc, -best[i].log_loss))
@@ -333,7 +335,9 @@ def _choose(best: list[Trial], fold_y: list[np.ndarray]) -> tuple[list[Trial], l
         if auc > choice[0] + 1e-12:
             choice = (auc, w)
     keep = [i for i, w in enumerate(choice[1]) if w > 0]
-    return [best[i] for i in keep], [choice[1][i] for i in keep], [scales[i][-1] for i in keep]
+    pooled_y = np.concatenate(fold_y)
+    pooled = [_platt(np.concatenate(best[i].margins), pooled_y) for i in keep]
+    return [best[i] for i in keep], [choice[1][i] for i in keep], pooled
 
 
 def _simplex(parts: int, total: int) -> list[tuple[int, ...]]:
@@ -364,13 +368,34 @@ def _log_loss(z: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def _calibrated(predictor: Predictor, selected: np.ndarray, y: np.ndarray, X_recent: np.ndarray) -> Predictor:
+MIN_CALIBRATION_EACH = 20  # the calibration's level is read off at least this many converted and lost leads
+
+
+def _recent_rows(learn: np.ndarray, y: np.ndarray, at_least: int) -> np.ndarray:
+    """The newest rows before the holdout: the validation slice, reaching further back until
+    they hold ``MIN_CALIBRATION_EACH`` converted and lost leads (a month with no conversion yet
+    must not set every score to 0)."""
+    start = max(0, len(learn) - at_least)
+    tail = y[learn][::-1]
+    positives, negatives = np.cumsum(tail), np.cumsum(1 - tail)
+    enough = np.flatnonzero((positives >= MIN_CALIBRATION_EACH) & (negatives >= MIN_CALIBRATION_EACH))
+    if len(enough):
+        start = min(start, len(learn) - int(enough[0]) - 1)
+    else:
+        start = 0
+    return learn[start:]
+
+
+def _calibrated(
+    predictor: Predictor, selected: np.ndarray, y_selected: np.ndarray, X: np.ndarray, y: np.ndarray, recent: np.ndarray
+) -> Predictor:
     """The calibration line: its slope from the validation rows' out-of-sample margins, its
-    intercept so that the shipped model's mean probability on those most recent rows is the rate
+    intercept so that the shipped model's mean probability on the most recent rows is the rate
     at which they converted (the refitted model has seen them, so only the level is taken)."""
-    a, _ = _platt(selected, y)
-    margins = predictor.margins(X_recent)
-    rate = float(y.mean())
+    # too few outcomes of a kind to fit a slope: the margins were already put on scale
+    a = _platt(selected, y_selected)[0] if min(y_selected.sum(), len(y_selected) - y_selected.sum()) >= 5 else 1.0
+    margins = predictor.margins(X[recent])
+    rate = float(y[recent].mean())
     lo, hi = -30.0, 30.0
     for _ in range(100):
         b = (lo + hi) / 2
@@ -378,7 +403,7 @@ def _calibrated(predictor: Predictor, selected: np.ndarray, y: np.ndarray, X_rec
             lo = b
         else:
             hi = b
-    predictor.calibration = {"method": "linear", "a": a, "b": (lo + hi) / 2}
+    predictor.calibration = {"method": "linear", "a": a, "b": (lo + hi) / 2, "fitted_on_newest": len(recent)}
     predictor.a, predictor.b = a, (lo + hi) / 2
     return predictor
 
