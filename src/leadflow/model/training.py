@@ -379,10 +379,7 @@ def _recent_rows(learn: np.ndarray, y: np.ndarray, at_least: int) -> np.ndarray:
     tail = y[learn][::-1]
     positives, negatives = np.cumsum(tail), np.cumsum(1 - tail)
     enough = np.flatnonzero((positives >= MIN_CALIBRATION_EACH) & (negatives >= MIN_CALIBRATION_EACH))
-    if len(enough):
-        start = min(start, len(learn) - int(enough[0]) - 1)
-    else:
-        start = 0
+    start = min(start, len(learn) - int(enough[0]) - 1) if len(enough) else 0
     return learn[start:]
 
 
