@@ -21,7 +21,7 @@ from tests.conftest import BACKENDS
 def test_schema_is_at_head_and_matches_the_models(ws: Workspace) -> None:
     assert migrate.current_revision(ws.engine) == migrate.head_revision()
     # the constant an up-to-date database is recognised by is the scripts' head
-    assert migrate.HEAD == migrate.head_revision()
+    assert migrate.head_revision() == migrate.HEAD
     with ws.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), metadata)
     assert diff == []
