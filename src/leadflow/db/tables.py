@@ -515,6 +515,31 @@ webhook_deliveries = Table(
     Index(None, "status", "next_attempt_at"),
 )
 
+webhook_attempts = Table(  # one row per attempt to deliver (the deliveries table keeps the latest)
+    "webhook_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, nullable=False, index=True),
+    Column("webhook_id", String(64), nullable=False),
+    Column("event_id", Id, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("duration_ms", Float),
+    Column("status", Integer),  # the receiver's HTTP status, when it answered
+    Column("outcome", String(16), nullable=False),  # delivered | failed | error | sending
+    Column("error", String(300)),
+)
+
+# An erased person's email and phone, as HMAC-SHA256 digests with the workspace's salt (in
+# ``app_secrets``): a later capture with them is recognised without keeping them.
+erasure_suppressions = Table(
+    "erasure_suppressions",
+    metadata,
+    Column("kind", String(8), primary_key=True),  # email | phone
+    Column("digest", String(64), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 review_items = Table(
     "review_items",
     metadata,
