@@ -40,8 +40,10 @@ user_app = typer.Typer(help="People who sign in to the dashboard.", no_args_is_h
 app.add_typer(user_app, name="user")
 from leadflow.imports.cli import import_csv  # noqa: E402
 from leadflow.model.cli import model_app  # noqa: E402
+from leadflow.webhooks.cli import webhooks_app  # noqa: E402
 
 app.add_typer(model_app, name="model")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("import")(import_csv)
 
 console = Console()
