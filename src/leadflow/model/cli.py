@@ -96,6 +96,23 @@ def _print_report(report: dict[str, Any]) -> None:
         )
     if report.get("chosen"):
         console.print(f"  shipped: [bold]{report['chosen']}[/bold] — {report['why']}")
+    kept = [c for c in report.get("fields_checked", []) if not c["left_out"]]
+    if kept:
+
+        def power(c: dict[str, Any]) -> float:
+            figures = [
+                c["evidence"].get("auc"),
+                c["evidence"].get("auc_filled"),
+                *c["evidence"].get("auc_by_period", []),
+            ]
+            return max((a for a in figures if a is not None), default=0.0)
+
+        strongest = sorted(kept, key=power, reverse=True)[:3]
+        console.print(
+            f"  leakage guard: {len(kept)} fields kept, the strongest on its own "
+            + ", ".join(f"{c['feature']} (AUC {power(c):.2f})" for c in strongest)
+            + " — every field's verdict is in --json (fields_checked)"
+        )
     for flag in report.get("leakage", []):
         state = (
             "[yellow]kept (forced)[/yellow]" if flag["feature"] in report.get("forced", []) else "[red]left out[/red]"
