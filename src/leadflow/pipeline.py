@@ -38,6 +38,7 @@ from leadflow.identity.service import (
 )
 from leadflow.leads.service import LEAD_COLUMNS, PROJECTION_COLUMNS, load_for_update, require_live, save_projections
 from leadflow.model import scoring as predictive
+from leadflow.privacy import suppression
 from leadflow.qualify import product
 from leadflow.qualify.criteria import ReviewFlag
 from leadflow.qualify.review import open_items
@@ -106,7 +107,16 @@ def process_many(
     The batch is matched against the database in one query up front; a submission sharing an
     email or a blocking key with one planned earlier in the batch first has those written and
     filed, and is matched again, so the outcome does not depend on how rows were batched.
+
+    Captures not screened yet are checked against the erasure suppression list (one query): one
+    carrying an erased person's email or phone raises ``Conflict`` naming the field, or, taken
+    with fresh consent, becomes a brand-new lead matched to no one and linked to no account.
     """
+    unscreened = [c for c in captures if not c.screened]
+    if unscreened:
+        refused = suppression.screen(ws, conn, unscreened)
+        if refused:
+            raise refused[min(refused)]
     rules = ws.rules
     now = ws.clock.now()
     keys = {c.email_key for c in captures if c.email_key}
@@ -155,7 +165,7 @@ def process_many(
             else by_email is not None and by_email["id"] != existing["id"]
         )
         match = None
-        if existing is None:
+        if existing is None and not capture.after_erasure:  # a person back after erasure is new
             if i and filed.shares(capture):  # may be someone this batch created or changed
                 flush()
                 again = identity.probable_matches(conn, rules, [capture], known)
@@ -303,7 +313,12 @@ def _plan(
     if existing is None:
         event(
             ev.LEAD_CREATED,
-            {**touch, "fields": sorted(capture.fields), "identity": identity.trace(match, matched=False)},
+            {
+                **touch,
+                "fields": sorted(capture.fields),
+                "identity": identity.trace(match, matched=False),
+                **({"after_erasure": "fresh_consent"} if capture.after_erasure else {}),
+            },
             personal=personal,
             visitor_id=capture.fields.get("visitor_id"),
         )
@@ -413,8 +428,11 @@ def _write(ws: Workspace, conn: Connection, plans: list[_Plan]) -> list[LeadResu
         return []
     rules = ws.rules
     now = plans[0].events[0]["recorded_at"]
-    account_owners = link_accounts(
-        conn, [p.lead for p in plans], now, company_names=rules.config.identity.accounts.company_name
+    account_owners = link_accounts(  # a person back after erasure starts with no account (nor its owner)
+        conn,
+        [p.lead for p in plans if not (p.capture.after_erasure and p.before is None)],
+        now,
+        company_names=rules.config.identity.accounts.company_name,
     )
     active = routing.directory(ws, conn).by_id
     for p in plans:  # a returning lead whose owner has left is routed afresh

@@ -124,9 +124,10 @@ def test_erasing_a_merged_lead_erases_the_person_everywhere(live: LiveServer) ->
         sessions = conn.execute(select(web_sessions.c.visitor_id, web_sessions.c.lead_id)).all()
     assert keys == [] and notices and all(n.body == "" and n.subject == "erased" for n in notices)
     assert browsers == [] and [s.visitor_id[:7] for s in sessions] == ["erased-"]  # the session still counts
-    # the old ids and details find nobody: a new person, a stranger's page view, no replay
+    # the old ids and details find nobody: their email is refused (suppressed), a page view from
+    # their browser is a stranger's, and no replay gives back their old answer
     again = live.client.post("/api/v1/leads", json={"email": "zquix.private@mailbox.example"})
-    assert again.status_code == 201 and again.json()["created"] is True
+    assert again.status_code == 409 and [e["field"] for e in again.json()["errors"]] == ["email"], again.text
     view = live.client.post(
         "/api/v1/events", json={"type": "page_view", "visitor_id": "vis-zed", "url": "https://q.example/"}
     )
@@ -136,4 +137,4 @@ def test_erasing_a_merged_lead_erases_the_person_everywhere(live: LiveServer) ->
         json=ZED,
         headers={"Idempotency-Key": "k1"},
     )
-    assert "idempotent-replayed" not in replay.headers and replay.json()["lead"]["id"] != survivor
+    assert "idempotent-replayed" not in replay.headers and replay.status_code == 409

@@ -21,6 +21,7 @@ from leadflow.errors import InvalidInput
 from leadflow.leads.schemas import CaptureOut, LeadOut, LeadWithEvents, Score, event_out, lead_out
 from leadflow.leads.service import get_lead, list_leads
 from leadflow.pipeline import process, process_many
+from leadflow.privacy import suppression
 from leadflow.qualify.service import change_stage
 
 router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
@@ -95,6 +96,12 @@ def create_leads(request: Request, body: Annotated[BatchIn, Body()], key: Writer
                 where.append(i)
             except InvalidInput as exc:
                 items[i] = BatchItem(index=i, status="rejected", errors=[p.as_dict() for p in exc.problems])
+        refused = suppression.screen(ws, conn, good)  # an erased person's email or phone
+        for k, exc in refused.items():
+            items[where[k]] = BatchItem(index=where[k], status="rejected", errors=[p.as_dict() for p in exc.problems])
+        if refused:
+            good = [c for k, c in enumerate(good) if k not in refused]
+            where = [i for k, i in enumerate(where) if k not in refused]
         for i, r in zip(where, process_many(ws, conn, good, actor=key.actor), strict=True):
             items[i] = BatchItem(
                 index=i,

@@ -16,7 +16,7 @@ from leadflow.api.deps import workspace
 from leadflow.api.errors import problem
 from leadflow.capture.spam import FORM_SECRET, RateLimiter, seconds_since, secret, timing_token
 from leadflow.capture.web_to_lead import form_names, form_to_lead, return_url
-from leadflow.errors import InvalidInput, Problem
+from leadflow.errors import Conflict, InvalidInput, Problem
 from leadflow.pipeline import process
 from leadflow.web.templates import templates
 
@@ -153,6 +153,8 @@ async def web_to_lead(request: Request) -> Response:
         await run_in_threadpool(_capture, ws, request, client, payload)
     except InvalidInput as exc:
         return _refused(request, ws, InvalidInput(exc.message, form_names(form, exc.problems)), wants_html)
+    except Conflict as exc:  # an erased person's email or phone (privacy.after_erasure)
+        return _refused(request, ws, Conflict(exc.message, form_names(form, exc.problems)), wants_html)
     return _done(request, ws, target, settings.thank_you)
 
 
@@ -192,12 +194,15 @@ def _done(request: Request, ws: Any, target: str | None, message: str) -> Respon
     )
 
 
-def _refused(request: Request, ws: Any, exc: InvalidInput, wants_html: bool) -> Response:
+def _refused(request: Request, ws: Any, exc: InvalidInput | Conflict, wants_html: bool) -> Response:
     if not wants_html:
-        return problem(422, exc.title, exc.message, [p.as_dict() for p in exc.problems])
+        return problem(exc.status, exc.title, exc.message, [p.as_dict() for p in exc.problems])
     problems = [
         {"label": _label(p.field), "message": p.message} for p in exc.problems or [Problem("form", exc.message)]
     ]
     return templates.TemplateResponse(
-        request, "form_error.html", {"workspace": ws.config.workspace.name, "problems": problems}, status_code=422
+        request,
+        "form_error.html",
+        {"workspace": ws.config.workspace.name, "problems": problems},
+        status_code=exc.status,
     )

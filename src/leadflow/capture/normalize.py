@@ -83,6 +83,10 @@ class Capture:
     owner_id: str | None = None  # the owner it had in the system it came from (imports)
     team_id: str | None = None
     stage_given: bool = False  # its stages come from the import, not from the stage rules
+    # Checked against the erasure suppression list (privacy.suppression.screen), and taken as a
+    # brand-new lead although its email or phone was an erased person's (with fresh consent).
+    screened: bool = False
+    after_erasure: bool = False
 
     @property
     def email_key(self) -> str | None:

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from leadflow.config.conditions import Condition
 from leadflow.config.identity import IdentitySection
 from leadflow.config.nurture import NurtureSection
+from leadflow.config.privacy import FieldsSection, PrivacySection
 from leadflow.config.types import Duration, Id, Strict
 
 
@@ -591,6 +592,8 @@ class WorkspaceConfig(Strict):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     nurture: NurtureSection = Field(default_factory=NurtureSection)
     identity: IdentitySection = Field(default_factory=IdentitySection)
+    privacy: PrivacySection = Field(default_factory=PrivacySection)
+    fields: FieldsSection = Field(default_factory=dict, description="custom fields: {custom.x: {personal: false}}")
 
     def team_members(self, team_id: str) -> list[Owner]:
         return [o for o in self.owners if o.team == team_id and o.active]

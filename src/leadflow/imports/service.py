@@ -50,6 +50,7 @@ from leadflow.imports.sales import (
     parse,
 )
 from leadflow.pipeline import process_many
+from leadflow.privacy import suppression
 from leadflow.qualify.service import StageMove, change_stages
 from leadflow.workspace import Workspace
 
@@ -495,6 +496,12 @@ def _import_batch(job: _Job, chunk: list[tuple[int, dict[str, str] | Unreadable]
                     good.append((line, *_lead_row(job, row, dates, now)))
                 except InvalidInput as exc:
                     rejected.append(_rejection(run_id, line, row, exc))
+            # an erased person's email or phone: the row is refused (or, with fresh consent, new)
+            refused = suppression.screen(ws, conn, [c for _, c, _ in good])
+            if refused:
+                raw = dict(rows)
+                rejected += [_rejection(run_id, good[i][0], raw[good[i][0]], exc) for i, exc in refused.items()]
+                good = [g for i, g in enumerate(good) if i not in refused]
             results = process_many(ws, conn, [c for _, c, _ in good], actor=job.actor)
             moves: list[StageMove] = []
             lines: dict[int, int] = {}
