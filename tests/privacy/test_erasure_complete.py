@@ -17,7 +17,15 @@ from typer.testing import CliRunner
 from leadflow.cli import app
 from leadflow.clock import FrozenClock
 from leadflow.config.loader import load_config_text
-from leadflow.db.tables import app_secrets, erasure_suppressions, lead_events, leads, metadata, notifications
+from leadflow.db.tables import (
+    app_secrets,
+    erasure_suppressions,
+    lead_events,
+    leads,
+    metadata,
+    notifications,
+    opportunities,
+)
 from leadflow.errors import ConfigError
 from leadflow.jobs.worker import TASKS, run_task
 from leadflow.workspace import Workspace, starter_config_text
@@ -120,6 +128,24 @@ def _rich_person(live: LiveServer) -> tuple[int, int]:
     )
     assert r.status_code == 200, r.text
     run_task(ws, TASKS["notify.send"])
+    # a deal named after them, with their site address among its custom columns
+    from decimal import Decimal
+
+    from leadflow.opportunities.service import NewDeal, open_deals
+
+    with ws.transaction() as conn:
+        open_deals(
+            ws,
+            conn,
+            [
+                NewDeal(
+                    lead_id=survivor,
+                    name="Lovelace fit-out, Lindenstrasse 42",
+                    amount=Decimal(900),
+                    custom={"site": "Flat 3, 221 Baker Street, London", "industry_code": "J62"},
+                )
+            ],
+        )
     with ws.reader() as conn:
         row = conn.execute(select(leads).where(leads.c.id == survivor)).one()
         subjects = [
@@ -177,6 +203,9 @@ def test_erasing_a_rich_merged_person_leaves_none_of_their_values_in_any_table(
         assert row.landing_page == "https://www.northwind.example/demo"
         assert len(sent) == 1 and sent[0]["step"] == 0 and sent[0]["subject"] is None
         assert merge["merged_id"] == merged and "custom" in merge["changed"]
+        with ws.reader() as conn:
+            deal = conn.execute(select(opportunities)).one()
+        assert deal.amount == 900 and deal.custom == {"industry_code": "J62"}  # the business's figures stay
     ws.close()
 
 
@@ -220,6 +249,7 @@ def test_an_erased_persons_email_and_phone_are_refused_by_every_entry_point(
             "/w2l", data={"email": EMAIL, "last_name": "Lovelace"}, headers={"Accept": "application/json"}
         )
         assert form.status_code == 409 and form.json()["errors"][0]["field"] == "email", form.text
+        assert "erase" not in form.text.lower()  # a stranger learns nothing of the erasure
 
     # an import: the row is rejected with its line, the others land
     csv_file = tmp_path / "crm.csv"

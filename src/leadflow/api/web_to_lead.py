@@ -154,7 +154,9 @@ async def web_to_lead(request: Request) -> Response:
     except InvalidInput as exc:
         return _refused(request, ws, InvalidInput(exc.message, form_names(form, exc.problems)), wants_html)
     except Conflict as exc:  # an erased person's email or phone (privacy.after_erasure)
-        return _refused(request, ws, Conflict(exc.message, form_names(form, exc.problems)), wants_html)
+        # a public page must not tell a stranger that someone with this address asked to be erased
+        neutral = [Problem(p.field, "cannot be used on this form; please contact us directly") for p in exc.problems]
+        return _refused(request, ws, Conflict("we cannot take this submission", form_names(form, neutral)), wants_html)
     return _done(request, ws, target, settings.thank_you)
 
 

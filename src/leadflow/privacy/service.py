@@ -29,6 +29,8 @@ from leadflow.db.tables import (
     match_pairs,
     notifications,
     nurture_enrolments,
+    opportunities,
+    revenue,
     review_items,
     tasks,
     visitors,
@@ -240,6 +242,17 @@ def erase(ws: Workspace, conn: Connection, lead_id: int, *, actor: str, reason: 
         conn.execute(select(tasks.c.id, tasks.c.title).where(tasks.c.lead_id.in_(ids))).all(),
         scrub,
     )
+    # deals and revenue keep their amounts and dates (the business's figures), not the person: a
+    # deal named after them is renamed, their personal custom columns go
+    for deal in conn.execute(
+        select(opportunities.c.id, opportunities.c.name).where(opportunities.c.lead_id.in_(ids))
+    ).all():
+        if scrub.text(deal.name) != deal.name:  # named after them: a part of the name may be an address too
+            conn.execute(update(opportunities).where(opportunities.c.id == deal.id).values(name=f"deal {deal.id}"))
+    for table in (opportunities, revenue):
+        for row in conn.execute(select(table.c.id, table.c.custom).where(table.c.lead_id.in_(ids))).all():
+            if row.custom:
+                conn.execute(update(table).where(table.c.id == row.id).values(custom=scrub.custom(row.custom)))
     for table in (review_items, match_pairs):
         found = conn.execute(
             select(table.c.id, table.c.decision_reason).where(table.c.lead_id.in_(ids) | table.c.other_lead_id.in_(ids))
