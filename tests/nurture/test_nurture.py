@@ -233,7 +233,7 @@ def test_tracking_links_over_http_record_opens_clicks_and_unsubscribe(
     base = "http://127.0.0.1:8000"
     click = re.search(rf"{base}(/t/c/\S+)", text).group(1)  # type: ignore[union-attr]
     pixel = re.search(rf'src="{base}(/t/o/[^"]+)"', html).group(1)  # type: ignore[union-attr]
-    unsubscribe = str(message["List-Unsubscribe"]).strip().strip("<>").removeprefix(base)
+    unsubscribe = re.findall(r"<([^>]+)>", str(message["List-Unsubscribe"]))[0].removeprefix(base)
     before = lead_row(ws, lead)["engagement_score"]
     with LiveServer(ws) as live:
         assert live.anonymous.get(pixel).headers["content-type"] == "image/gif"

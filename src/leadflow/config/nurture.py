@@ -13,6 +13,7 @@ from leadflow.config.conditions import Condition
 from leadflow.config.types import Duration, Id, Strict
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
+_MAILBOX = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 EXIT_EVENTS = (
@@ -22,6 +23,12 @@ EXIT_EVENTS = (
     "email_unsubscribed",
     "email_bounced",
 )
+
+
+def _check_mailbox(value: str) -> str:
+    if not _MAILBOX.match(value):
+        raise ValueError("must be an email address, e.g. unsubscribe@example.com")
+    return value
 
 
 def _check_window(value: str) -> str:
@@ -115,6 +122,10 @@ class Sequence(Strict):
 class NurtureSection(Strict):
     base_url: str = Field(
         default="http://127.0.0.1:8000", description="where leadflow's tracking and unsubscribe links point"
+    )
+    unsubscribe_email: Annotated[str, AfterValidator(_check_mailbox)] | None = Field(
+        default=None,
+        description="the mailbox in List-Unsubscribe's mailto: (default: the From address, LEADFLOW_SMTP_FROM)",
     )
     send_window: Annotated[str, AfterValidator(_check_window)] = Field(
         default="09:00-18:00", description="in the lead's time zone (from its country; else the workspace's)"

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     )
     pool_size: int = Field(default=8, ge=1, description="PostgreSQL connections per process")
     log_level: str = "INFO"
+    notify_lease_seconds: float = Field(
+        default=300.0, gt=0, description="how long a worker's claim on a notification lasts before another may take it"
+    )
 
 
 def get_settings() -> Settings:

@@ -65,6 +65,7 @@ def render(
     owner_name: str | None,
     track: Callable[[str], str],
     unsubscribe_url: str,
+    unsubscribe_mailto: str,
     pixel_url: str,
 ) -> Rendered:
     values = context(lead, owner_name)
@@ -85,5 +86,8 @@ def render(
         f'<p style="font-size:small"><a href="{html.escape(unsubscribe_url)}">Unsubscribe</a></p>'
         f'<img src="{html.escape(pixel_url)}" width="1" height="1" alt=""></body></html>'
     )
-    headers = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    headers = {  # RFC 2369 and RFC 8058 one-click: the URL first, then the mail fallback
+        "List-Unsubscribe": f"<{unsubscribe_url}>, <{unsubscribe_mailto}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
     return Rendered(subject, text, page, headers)

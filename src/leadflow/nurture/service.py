@@ -4,7 +4,8 @@ end it when the lead replies, meets, becomes ready, unsubscribes or bounces.
 Everything here runs in the worker (``nurture.run``), in short transactions that claim the due
 enrolments with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share the work and
 each step runs once. Emails are queued as notifications in the same transaction as the step
-that sends them, and delivered by ``notify.send`` (which checks consent again just before).
+that sends them, and delivered by ``notify.send``, at most once, after a last check
+(:func:`stop_reason`) made under the lead's lock in the transaction that records the send.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
@@ -28,6 +30,7 @@ from leadflow.config.nurture import Sequence as SequenceConfig
 from leadflow.db.tables import lead_events, leads, notifications, nurture_enrolments, tasks
 from leadflow.errors import Conflict, InvalidInput, NotFound, Problem
 from leadflow.notify import service as notifications_service
+from leadflow.notify.mail import sender_address
 from leadflow.nurture import links
 from leadflow.nurture.render import render
 
@@ -481,12 +484,15 @@ def _queue(
     base = ws.config.nurture.base_url.rstrip("/")
     about = {"l": lead["id"], "e": enrolment_id, "s": step}
     template = ws.config.nurture.templates[sequence.steps[step].send or ""]
+    unsubscribe = links.sign(key, about)
+    mailbox = quote(ws.config.nurture.unsubscribe_email or sender_address(), safe="@")
     message = render(
         template,
         lead,
         owner_name=owner_names.get(lead.get("owner_id") or ""),
         track=lambda url: f"{base}/t/c/{links.sign(key, {**about, 'u': url})}",
-        unsubscribe_url=f"{base}/u/{links.sign(key, about)}",
+        unsubscribe_url=f"{base}/u/{unsubscribe}",
+        unsubscribe_mailto=f"mailto:{mailbox}?subject=unsubscribe%20{unsubscribe}",
         pixel_url=f"{base}/t/o/{links.sign(key, about)}.gif",
     )
     row = notifications_service.email(
@@ -507,28 +513,36 @@ def enrolments_of(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def is_live(conn: Connection, lead_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The consent-relevant fields of these leads (for the last check before sending)."""
-    rows = conn.execute(
-        select(
-            leads.c.id,
-            leads.c.email,
-            leads.c.consent_email,
-            leads.c.do_not_contact,
-            leads.c.erased_at,
-            leads.c.merged_into_id,
-        ).where(leads.c.id.in_(list(lead_ids)))
-    ).all()
-    out = {r.id: dict(r._mapping) for r in rows}
-    bounced = set(
-        conn.execute(
-            select(lead_events.c.lead_id).where(
-                lead_events.c.lead_id.in_(list(lead_ids)),
-                lead_events.c.type.in_(("email_bounced", "email_unsubscribed")),
-            )
-        ).scalars()
-    )
-    for lead_id in bounced:
-        if lead_id in out:
-            out[lead_id]["consent_email"] = False
-    return out
+def stop_reason(conn: Connection, notification: Mapping[str, Any], lead: Mapping[str, Any] | None) -> str | None:
+    """Why a queued nurture email must not go out now, or None: the last check, made under the
+    lead's lock in the transaction that records the send (``notify.send``)."""
+    if lead is None:
+        return "the lead is gone"
+    refused = may_email(lead)
+    if refused:
+        return f"the lead may not be emailed any more ({refused})"
+    stopped = conn.execute(
+        select(lead_events.c.type)
+        .where(lead_events.c.lead_id == lead["id"], lead_events.c.type.in_(("email_bounced", "email_unsubscribed")))
+        .limit(1)
+    ).scalar_one_or_none()
+    if stopped:
+        return f"the lead may not be emailed any more ({stopped})"
+    if notification["enrolment_id"] is None:
+        return None
+    ended = conn.execute(select(e.c.ended_at, e.c.end_reason).where(e.c.id == notification["enrolment_id"])).first()
+    if ended is not None and ended.ended_at is not None and ended.ended_at > notification["created_at"]:
+        return f"the sequence ended before it was sent ({ended.end_reason})"
+    repeat = conn.execute(
+        select(notifications.c.id)
+        .where(
+            notifications.c.enrolment_id == notification["enrolment_id"],
+            notifications.c.step == notification["step"],
+            notifications.c.id != notification["id"],
+            notifications.c.status.in_(("delivering", "sent", "in_doubt")),
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+    if repeat is not None:
+        return f"this step was already sent (notification {repeat})"
+    return None
