@@ -106,7 +106,11 @@ def test_four_capturing_processes_keep_round_robin_exact_and_caps_unbroken(
     with ws.reader() as conn:
         query = select(leads.c.team_id, leads.c.owner_id, func.count()).group_by(leads.c.team_id, leads.c.owner_id)
         by_owner = {(t, o): n for t, o, n in conn.execute(query)}
-        counters = dict(conn.execute(select(owner_counters.c.owner_id, owner_counters.c.assigned)).all())
+        counters = dict(
+            conn.execute(
+                select(owner_counters.c.owner_id, owner_counters.c.assigned).where(owner_counters.c.period == "d")
+            ).all()
+        )
     # 4 x 250 uncapped leads over four owners: exactly 250 each
     assert {o: n for (t, o), n in by_owner.items() if t == "open"} == dict.fromkeys(
         ["ana", "ben", "chloe", "dmitri"], 250

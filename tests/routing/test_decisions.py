@@ -13,7 +13,7 @@ from leadflow.errors import ConfigError
 from leadflow.routing.availability import Candidate, screen
 from leadflow.routing.rules import RoutingRules
 from leadflow.routing.sla import SlaPolicies, add_business_time
-from leadflow.routing.strategies import by_load, rotation, weighted_sequence
+from leadflow.routing.strategies import Rotation, by_load
 from leadflow.workspace import starter_config_text
 
 ROUTING = RoutingSection.model_validate(
@@ -73,19 +73,29 @@ def _c(id_: str, position: int, **kw: object) -> Candidate:
     return Candidate(id=id_, team="t", position=position, **kw)  # type: ignore[arg-type]
 
 
+def _turns(members: list[Candidate], n: int, *, weighted: bool = False) -> list[str]:
+    rotation = Rotation(members, weighted=weighted)
+    out = []
+    for _ in range(n):
+        first = rotation.order()[0]
+        rotation.take(first)
+        out.append(first.id)
+    return out
+
+
 def test_weighted_round_robin_spreads_by_weight() -> None:
     a, b, c = _c("a", 0, weight=3), _c("b", 1, weight=1), _c("c", 2, weight=2)
-    cycle = [m.id for m in weighted_sequence([a, b, c])]
+    cycle = _turns([a, b, c], 6, weighted=True)
     assert Counter(cycle) == {"a": 3, "c": 2, "b": 1}
     assert cycle[:2] != ["a", "a"] or cycle[2] != "a"  # spread out, not a block of a's
-    firsts = Counter(rotation([a, b, c], position, weighted=True)[0].id for position in range(1, 601))
-    assert firsts == {"a": 300, "c": 200, "b": 100}
+    assert Counter(_turns([a, b, c], 600, weighted=True)) == {"a": 300, "c": 200, "b": 100}
 
 
 def test_rotation_tries_the_next_in_turn_after_the_one_whose_turn_it_is() -> None:
     members = [_c(x, i) for i, x in enumerate("abcd")]
-    assert [m.id for m in rotation(members, 3)] == ["c", "d", "a", "b"]
-    assert [m.id for m in by_load(rotation(members, 3), {"c": 4, "d": 1, "a": 1, "b": 0})] == ["b", "d", "a", "c"]
+    rotation = Rotation(members, {"a": 1, "b": 1})
+    assert [m.id for m in rotation.order()] == ["c", "d", "a", "b"]
+    assert [m.id for m in by_load(rotation.order(), {"c": 4, "d": 1, "a": 1, "b": 0})] == ["b", "d", "a", "c"]
 
 
 def test_screening_gives_a_reason_for_every_owner_it_skips() -> None:
