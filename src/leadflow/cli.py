@@ -561,6 +561,8 @@ def leads_why(lead_id: int, workspace: WorkspaceOpt = None, as_json: JsonOpt = F
             f"  {e['occurred_at']:%Y-%m-%d %H:%M} {e['type']}: rule {trace.get('rule')} → "
             f"{trace.get('owner') or trace.get('waiting') or trace.get('destination')} ({trace.get('strategy', d.get('action'))})"
         )
+        if trace.get("turn"):
+            console.print(f"      {trace['turn']}")
         for skipped in trace.get("skipped", []):
             console.print(f"      skipped {skipped['owner']}: {skipped['why']}")
 

@@ -70,6 +70,14 @@ def test_an_away_owners_turns_are_shared_and_they_rejoin_without_a_backlog(
     assert max_gap(owners, ["ben", "chloe", "dmitri"]) <= 1
     trace = events_of(ws, away[0].lead_id, ev.LEAD_ASSIGNED)[0]["data"]
     assert trace["turn"] == "ana out of office: turn passed to ben"
+    # the CLI's "why this owner" says it too
+    from typer.testing import CliRunner
+
+    from leadflow.cli import app
+
+    env = {"LEADFLOW_DATABASE_URL": ws.engine.url.render_as_string(hide_password=False), "COLUMNS": "200"}
+    shown = CliRunner().invoke(app, ["leads", "why", str(away[0].lead_id), "-w", str(ws.path)], env=env)
+    assert shown.exit_code == 0 and "ana out of office: turn passed to ben" in shown.output, shown.output
     clock.advance(days=2)  # Wednesday: ana is back, and gets her share, not the 200 she missed
     back = [r.owner_id for r in capture(ws, [{"email": f"b{i}@gmail.com"} for i in range(200)], batch=7)]
     assert all(49 <= n <= 51 for n in Counter(back).values()) and set(back) == set(FOUR)
