@@ -33,30 +33,6 @@ def _open(workspace: Path | None) -> Any:
     return Workspace.open(workspace)
 
 
-# lightgbm imports scikit-learn (which imports scipy.stats and pandas) and pandas for its own
-# scikit-learn API, which scoring never uses: 1.3 s of a 1.7 s import.
-_NOT_FOR_SCORING = ("sklearn", "pandas", "pyarrow", "dask", "matplotlib", "graphviz", "cffi", "polars")
-
-
-def _lean_lightgbm() -> None:
-    """Import lightgbm without its optional scikit-learn and pandas layers, so that scoring one
-    lead from the command line answers in well under a second. Only for this single-threaded
-    command process: while lightgbm loads, those packages are hidden from ``import``, and they
-    import normally afterwards (lightgbm's ``train`` and ``Booster`` need neither)."""
-    import sys
-
-    if "lightgbm" in sys.modules:
-        return
-    hidden = [name for name in _NOT_FOR_SCORING if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        import lightgbm  # noqa: F401
-    finally:
-        for name in hidden:
-            sys.modules.pop(name, None)
-
-
 def _dump(value: Any) -> None:
     from leadflow.model.service import plain
 
@@ -452,7 +428,6 @@ def predict(
     as_json: JsonOpt = False,
 ) -> None:
     """A lead's predicted score now, with every feature's contribution."""
-    _lean_lightgbm()
     from leadflow.model.scoring import predict_lead
 
     ws = _open(workspace)
