@@ -6,6 +6,7 @@ email and phone are refused afterwards, or taken as a brand-new lead only with f
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,9 @@ def _leftovers(dump: str) -> str:
 
 
 def test_erasing_a_rich_merged_person_leaves_none_of_their_values_in_any_table(
-    tmp_path: Path, db_url: str, clock: FrozenClock
+    tmp_path: Path, db_url: str, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # everything leadflow and the server log on the way: no personal value
     ws = _workspace(tmp_path, db_url, clock)
     with LiveServer(ws) as live:
         survivor, merged = _rich_person(live)
@@ -207,6 +209,8 @@ def test_erasing_a_rich_merged_person_leaves_none_of_their_values_in_any_table(
             deal = conn.execute(select(opportunities)).one()
         assert deal.amount == 900 and deal.custom == {"industry_code": "J62"}  # the business's figures stay
     ws.close()
+    logged = caplog.text.lower()
+    assert caplog.records and not [v for v in PERSONAL_VALUES if v.lower() in logged]
 
 
 def test_an_erased_persons_email_and_phone_are_refused_by_every_entry_point(
