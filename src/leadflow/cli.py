@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -437,26 +437,35 @@ def leads_show(lead_id: int, workspace: WorkspaceOpt = None, as_json: JsonOpt = 
     if as_json:
         _dump({**out.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in history]})
     else:
+        from leadflow.capture.text import shown
+
+        def safe(value: object) -> str:  # stored text never drives the terminal or rich markup
+            return escape(shown(value))
+
         name = (
             " ".join(filter(None, (out.contact.first_name, out.contact.last_name)))
             or out.contact.email
             or f"lead {out.id}"
         )
         console.print(
-            f"[bold]{name}[/bold] — {out.company.name or '?'} — stage {out.stage}, owner {out.assignment.owner or '—'}"
+            f"[bold]{safe(name)}[/bold] — {safe(out.company.name or '?')} — stage {safe(out.stage)}, "
+            f"owner {safe(out.assignment.owner or '—')}"
         )
         table = Table(title=f"score {out.score.value} (grade {out.score.grade})", title_justify="left")
         for col in ("rule", "kind", "points", "why"):
             table.add_column(col, justify="right" if col == "points" else "left")
         for line in out.score.explanation:
-            table.add_row(line.rule, line.kind, f"{line.points:+d}", line.why)
+            table.add_row(safe(line.rule), safe(line.kind), f"{line.points:+d}", safe(line.why))
         console.print(table)
         timeline = Table(title="history", title_justify="left")
         for col in ("when", "event", "by", "detail"):
             timeline.add_column(col)
         for e in history:
             timeline.add_row(
-                e.occurred_at.strftime("%Y-%m-%d %H:%M"), e.type, e.actor, json.dumps(e.data, default=str)[:90]
+                e.occurred_at.strftime("%Y-%m-%d %H:%M"),
+                safe(e.type),
+                safe(e.actor),
+                safe(json.dumps(e.data, default=str)[:90]),
             )
         console.print(timeline)
     ws.close()
@@ -886,6 +895,62 @@ def privacy_erase(
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
+
+
+# -- forms -----------------------------------------------------------------------------------------
+
+forms_app = typer.Typer(help="Public web forms.", no_args_is_help=True)
+app.add_typer(forms_app, name="forms")
+
+
+@forms_app.command("refusals")
+def forms_refusals(
+    workspace: WorkspaceOpt = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Today and the days before it.")] = 7,
+    since: Annotated[str | None, typer.Option(help="From this day (YYYY-MM-DD) instead of --days.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many of the latest to list.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the form guards turned away (honeypot, too fast, bad token, rate limit): counts per day
+    and reason, and the latest ones (no personal data: the network, never the address)."""
+    from leadflow.capture import refusals
+
+    ws = _open(workspace)
+    with ws.reader() as conn:
+        start = _parse_date(since, "--since")
+        report = refusals.report(
+            conn,
+            since=datetime.combine(start, time.min, UTC) if start else refusals.default_since(ws.clock.now(), days),
+            limit=limit,
+        )
+    if as_json:
+        _dump(
+            {
+                **report,
+                "since": report["since"].isoformat(),
+                "recent": [{**r, "at": r["at"].isoformat()} for r in report["recent"]],
+            }
+        )
+    else:
+        counts = Table(title=f"refused since {report['since']:%Y-%m-%d}", title_justify="left")
+        for col in ("day", "reason", "count"):
+            counts.add_column(col, justify="right" if col == "count" else "left")
+        for row in report["days"]:
+            counts.add_row(row["day"], row["reason"], str(row["count"]))
+        console.print(counts)
+        latest = Table(title="latest", title_justify="left")
+        for col in ("when", "reason", "form", "network", "count"):
+            latest.add_column(col)
+        for row in report["recent"]:
+            latest.add_row(
+                f"{row['at']:%Y-%m-%d %H:%M:%S}",
+                row["reason"],
+                row["context"] or "—",
+                row["network"],
+                str(row["count"]),
+            )
+        console.print(latest)
+    ws.close()
 
 
 # -- dedupe, merge, unmerge ----------------------------------------------------------------------

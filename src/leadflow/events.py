@@ -31,6 +31,8 @@ LEAD_UPDATED = "lead_updated"
 LEAD_ERASED = "lead_erased"
 CONSENT_CHANGED = "consent_changed"
 SLA_STOPPED = "sla_stopped"
+# A public form turned a submission away (honeypot, too fast, rate limit): no lead, no personal data.
+FORM_REFUSED = "form_refused"
 
 # Handoff from marketing to sales, and sales' answer (feeds mql_criteria_rate).
 HANDOFF_SENT = "handoff_sent"

@@ -89,11 +89,21 @@ class _Plan:
 # -- capture path ------------------------------------------------------------------------------
 
 
-def process(ws: Workspace, conn: Connection, payload: LeadIn | Mapping[str, Any], *, actor: str = "api") -> LeadResult:
-    """Take one submission through the whole pipeline; raises ``InvalidInput`` for bad input."""
+def process(
+    ws: Workspace,
+    conn: Connection,
+    payload: LeadIn | Mapping[str, Any],
+    *,
+    actor: str = "api",
+    event_data: Mapping[str, Any] | None = None,
+) -> LeadResult:
+    """Take one submission through the whole pipeline; raises ``InvalidInput`` for bad input.
+    ``event_data`` goes on its capture event (facts about how it arrived, no personal data)."""
     capture = prepare(
         payload, default_region=ws.config.workspace.default_region, now=ws.clock.now(), rules=ws.rules.capture
     )
+    if event_data:
+        capture.event_data = dict(event_data)
     return process_many(ws, conn, [capture], actor=actor)[0]
 
 
@@ -318,6 +328,7 @@ def _plan(
                 "fields": sorted(capture.fields),
                 "identity": identity.trace(match, matched=False),
                 **({"after_erasure": "fresh_consent"} if capture.after_erasure else {}),
+                **capture.event_data,
             },
             personal=personal,
             visitor_id=capture.fields.get("visitor_id"),
@@ -329,6 +340,7 @@ def _plan(
                 **touch,
                 "changed": sorted(c for c in changed if c not in PERSONAL_CAPTURE_FIELDS),
                 "identity": identity.trace(match, matched=True, lead_id=existing["id"]),
+                **capture.event_data,
             },
             personal={k: v for k, v in personal.items() if k in changed} or None,
         )

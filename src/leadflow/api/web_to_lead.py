@@ -1,26 +1,33 @@
 """Public web forms: ``GET /forms/{context}`` serves a form for a capture context, ``POST /w2l``
 takes any Web-to-Lead compatible form (no API key; rate-limited per IP, honeypot, minimum time to
-submit, size cap) and either redirects to ``retURL`` (allowed hosts only) or thanks the person."""
+submit, size cap) and either redirects to ``retURL`` (allowed hosts only) or thanks the person.
+``GET /api/v1/forms/refusals`` shows what the guards turned away."""
 
 from __future__ import annotations
 
+import logging
 import time
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from leadflow.access.keys import ApiKey
 from leadflow.api import idempotency
-from leadflow.api.deps import workspace
+from leadflow.api.deps import api_key, workspace
 from leadflow.api.errors import problem
+from leadflow.capture import refusals
 from leadflow.capture.spam import FORM_SECRET, RateLimiter, seconds_since, secret, timing_token
-from leadflow.capture.web_to_lead import form_names, form_to_lead, return_url
+from leadflow.capture.web_to_lead import UTM_FIELDS, form_names, form_to_lead, return_target
 from leadflow.errors import Conflict, InvalidInput, Problem
 from leadflow.pipeline import process
 from leadflow.web.templates import templates
 
 router = APIRouter(tags=["web forms"])
+log = logging.getLogger("leadflow.capture")
 
 INPUT_KIND = {"email": "email", "phone": "tel", "website": "url", "employees": "number", "notes": "textarea"}
 AUTOCOMPLETE = {
@@ -35,13 +42,6 @@ AUTOCOMPLETE = {
     "city": "address-level2",
 }
 FORM_NAME = {"notes": "description", "website": "URL"}  # the Web-to-Lead name for a lead field
-UTM_FIELDS = (
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-)  # carried from the page's URL into the form
 
 
 def _label(name: str) -> str:
@@ -66,7 +66,9 @@ def form_page(
     form = rules.forms.get(context)
     if form is None:
         return HTMLResponse("<h1>No such form</h1>", status_code=404)
-    return_url(ret_url, rules.web_to_lead.allowed_return_hosts)
+    ret_url, not_followed = return_target(ret_url, rules.web_to_lead.allowed_return_hosts)
+    if not_followed:  # the form still works: it thanks the person on leadflow's own page
+        log.warning("form %s served without its retURL: %s", context, not_followed)
     key = _form_key(request)
     fields = [
         {
@@ -78,7 +80,7 @@ def form_page(
         }
         for name in form.fields
     ]
-    carried = {k: v[:100] for k, v in request.query_params.items() if k in UTM_FIELDS}
+    carried = {k: v[:100] for k, v in request.query_params.items() if k in UTM_FIELDS}  # page URL -> form
     return templates.TemplateResponse(
         request,
         "form.html",
@@ -120,14 +122,15 @@ async def web_to_lead(request: Request) -> Response:
     ws = workspace(request)
     settings = ws.rules.capture.web_to_lead
     client = request.client.host if request.client else "unknown"
-    wait = _limiter(request).allow(client)
+    wants_html = "text/html" in request.headers.get("accept", "") or "application/json" not in request.headers.get(
+        "accept", ""
+    )
+    limiter = _limiter(request)
+    wait = limiter.allow(client)
     if wait:
-        return problem(
-            429,
-            "Too many requests",
-            "too many form submissions from this address; try again shortly",
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
+        if n := limiter.refusals_to_record(client):
+            await run_in_threadpool(_record_refusal, ws, "rate_limited", None, client, n)
+        return _too_many(request, ws, int(wait) + 1, wants_html)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return problem(415, "Unsupported media type", "send the form as application/x-www-form-urlencoded")
@@ -135,29 +138,61 @@ async def web_to_lead(request: Request) -> Response:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     except Exception:  # a body the form parser cannot read
         return problem(400, "Bad request", "the form body could not be read")
-    wants_html = "text/html" in request.headers.get("accept", "") or "application/json" not in request.headers.get(
-        "accept", ""
-    )
-    try:
-        target = return_url(form.get("retURL"), settings.allowed_return_hosts)
-    except InvalidInput as exc:
-        return _refused(request, ws, exc, wants_html)
-    if await run_in_threadpool(_is_bot, request, form, settings.honeypot, settings.min_seconds):
-        return _done(request, ws, target, settings.thank_you)
+    # a retURL leadflow may not follow costs the visitor nothing: the lead is kept, they are
+    # thanked here, and the capture event says why they were not sent on
+    target, not_followed = return_target(form.get("retURL"), settings.allowed_return_hosts)
     context = (form.get("lf_context") or form.get("capture_context") or "").strip() or None
+    bot = await run_in_threadpool(_bot_reason, request, form, settings.honeypot, settings.min_seconds)
+    if bot:
+        known = context if context in ws.rules.capture.forms else None
+        await run_in_threadpool(_record_refusal, ws, bot, known, client, 1)
+        return _done(request, ws, target, settings.thank_you)
     consent_wording = ws.rules.capture.forms[context].consent if context in ws.rules.capture.forms else None
     try:
         payload = form_to_lead(
-            form, honeypot=settings.honeypot, referrer=request.headers.get("referer"), consent_wording=consent_wording
+            form,
+            honeypot=settings.honeypot,
+            referrer=request.headers.get("referer"),
+            consent_wording=consent_wording,
+            action=request.query_params,
         )
-        await run_in_threadpool(_capture, ws, request, client, payload)
+        event_data = {"return_refused": not_followed} if not_followed else {}
+        await run_in_threadpool(_capture, ws, request, client, payload, event_data)
     except InvalidInput as exc:
         return _refused(request, ws, InvalidInput(exc.message, form_names(form, exc.problems)), wants_html)
     except Conflict as exc:  # an erased person's email or phone (privacy.after_erasure)
         # a public page must not tell a stranger that someone with this address asked to be erased
         neutral = [Problem(p.field, "cannot be used on this form; please contact us directly") for p in exc.problems]
         return _refused(request, ws, Conflict("we cannot take this submission", form_names(form, neutral)), wants_html)
+    if not_followed:
+        log.warning("web-to-lead: lead kept, retURL not followed: %s", not_followed)
     return _done(request, ws, target, settings.thank_you)
+
+
+@router.get("/api/v1/forms/refusals", summary="What the public form guards turned away (no personal data)")
+def form_refusals(
+    request: Request,
+    key: Annotated[ApiKey, Depends(api_key("metrics:read"))],
+    since: Annotated[datetime | None, Query(description="default: the start of the day 6 days ago")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> JSONResponse:
+    ws = workspace(request)
+    with ws.reader() as conn:
+        report = refusals.report(conn, since=since or refusals.default_since(ws.clock.now()), limit=limit)
+    return JSONResponse(jsonable_encoder(report))
+
+
+def _record_refusal(ws: Any, reason: str, context: str | None, client: str, count: int) -> None:
+    with ws.transaction() as conn:
+        refusals.record(
+            conn,
+            reason=reason,
+            context=context,
+            client=client,
+            at=ws.clock.now(),
+            config_version=ws.rules.version,
+            count=count,
+        )
 
 
 def _form_key(request: Request) -> bytes:
@@ -170,19 +205,22 @@ def _form_key(request: Request) -> bytes:
     return key
 
 
-def _is_bot(request: Request, form: dict[str, str], honeypot: str, min_seconds: float) -> bool:
+def _bot_reason(request: Request, form: dict[str, str], honeypot: str, min_seconds: float) -> str | None:
+    """Why this looks like a bot (a reason of ``capture.refusals``), or None."""
     if form.get(honeypot, "").strip():
-        return True
+        return "honeypot"
     token = form.get("_lf_ts")
     if not token:
-        return False  # a form leadflow did not serve: not timed
+        return None  # a form leadflow did not serve: not timed
     elapsed = seconds_since(_form_key(request), token, int(time.time() * 1000))
-    return elapsed is None or elapsed < min_seconds
+    if elapsed is None:
+        return "bad_token"
+    return "too_fast" if elapsed < min_seconds else None
 
 
-def _capture(ws: Any, request: Request, client: str, payload: dict[str, Any]) -> None:
+def _capture(ws: Any, request: Request, client: str, payload: dict[str, Any], event_data: dict[str, Any]) -> None:
     def work(conn: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
-        result = process(ws, conn, payload, actor="web-form")
+        result = process(ws, conn, payload, actor="web-form", event_data=event_data)
         return 201, {"lead_id": result.lead_id, "created": result.created}, {}
 
     idempotency.run(ws, request, f"form:{client}", payload, work)
@@ -193,6 +231,21 @@ def _done(request: Request, ws: Any, target: str | None, message: str) -> Respon
         return RedirectResponse(target, status_code=303)
     return templates.TemplateResponse(
         request, "thanks.html", {"workspace": ws.config.workspace.name, "message": message}
+    )
+
+
+def _too_many(request: Request, ws: Any, retry_after: int, wants_html: bool) -> Response:
+    headers = {"Retry-After": str(retry_after)}
+    message = "too many form submissions from this address; try again shortly"
+    if not wants_html:
+        return problem(429, "Too many requests", message, headers=headers)
+    problems = [{"label": "Too many submissions", "message": f"please try again in {retry_after} seconds"}]
+    return templates.TemplateResponse(
+        request,
+        "form_error.html",
+        {"workspace": ws.config.workspace.name, "problems": problems, "heading": "Please wait a moment"},
+        status_code=429,
+        headers=headers,
     )
 
 

@@ -87,6 +87,8 @@ class Capture:
     # brand-new lead although its email or phone was an erased person's (with fresh consent).
     screened: bool = False
     after_erasure: bool = False
+    # Facts about how it arrived, kept on its capture event (e.g. why a form's retURL was not followed).
+    event_data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def email_key(self) -> str | None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from leadflow.capture.text import clean_fields
 
 
 def _moment(value: datetime) -> datetime:
@@ -101,6 +103,12 @@ class LeadIn(BaseModel):
 
     # Blank strings (strings are stripped) count as missing: see capture.normalize.
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text(cls, data: Any) -> Any:
+        """Every entry point (API, form, import, simulator) validates here: control characters go."""
+        return clean_fields(data)
+
     @model_validator(mode="after")
     def _identifiable(self) -> LeadIn:
         if not (
@@ -155,6 +163,11 @@ class EventIn(BaseModel):
     data: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")], CustomValue] | None = Field(
         default=None, max_length=50, description="other details: feature, campaign, content, channel, seconds, ..."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text(cls, data: Any) -> Any:
+        return clean_fields(data)
 
     @field_validator("type")
     @classmethod

@@ -3,7 +3,7 @@
 The time to submit is measured from a token leadflow puts in the forms it serves: the time the
 form was rendered, signed with a workspace secret so it cannot be forged. Forms leadflow did not
 serve carry no token and are not timed. A bot that trips a guard is answered as if it had
-succeeded (it learns nothing) and nothing is written.
+succeeded (it learns nothing); only the refusal is kept (``capture.refusals``), never what it sent.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def seconds_since(key: bytes, token: str, now_ms: int) -> float | None:
 class _Bucket:
     tokens: float
     at: float
+    refused: int = 0  # refusals not recorded yet
+    noted_at: float = float("-inf")  # when a refusal was last recorded
 
 
 @dataclass
@@ -77,3 +79,17 @@ class RateLimiter:
                 bucket.tokens -= 1
                 return 0.0
             return (1 - bucket.tokens) / rate
+
+    def refusals_to_record(self, client: str, every: float = 60.0) -> int:
+        """After a refused request: how many refusals from this client to record now (the first
+        one at once, then at most one record per ``every`` seconds standing for all since)."""
+        now = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(client)
+            if bucket is None:
+                return 1
+            bucket.refused += 1
+            if now - bucket.noted_at < every:
+                return 0
+            count, bucket.refused, bucket.noted_at = bucket.refused, 0, now
+            return count

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from leadflow.capture.rules import host_of, split_url
 from leadflow.errors import InvalidInput, Problem
@@ -51,10 +52,16 @@ TRUE = {"1", "on", "yes", "true", "y"}
 
 
 def form_to_lead(
-    form: Mapping[str, str], *, honeypot: str, referrer: str | None, consent_wording: str | None
+    form: Mapping[str, str],
+    *,
+    honeypot: str,
+    referrer: str | None,
+    consent_wording: str | None,
+    action: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The lead a submitted form describes. ``custom_*`` fields become custom fields; other
-    unknown fields (e.g. Salesforce custom field ids) are ignored."""
+    unknown fields (e.g. Salesforce custom field ids) are ignored. UTM tags the form lacks come
+    from the action URL's query (``action``) or the referrer's (see :func:`carried_utm`)."""
     lead: dict[str, Any] = {}
     custom: dict[str, Any] = {}
     consent: dict[str, Any] = {}
@@ -81,6 +88,8 @@ def form_to_lead(
         lead["custom"] = custom
     if referrer and "referrer" not in lead:
         lead["referrer"] = referrer[:500]
+    for name, value in carried_utm(form, action or {}, referrer).items():
+        lead.setdefault(name, value)
     return lead
 
 
@@ -110,23 +119,45 @@ def form_names(form: Mapping[str, str], problems: list[Problem]) -> list[Problem
     return out
 
 
-def return_url(value: str | None, allowed: list[str]) -> str | None:
-    """Where to send the person after the form; only to hosts the workspace allows."""
+def return_target(value: str | None, allowed: list[str]) -> tuple[str | None, str | None]:
+    """Where to send the person after the form, and, when ``retURL`` is not followed, why.
+
+    Only http(s) URLs at hosts the workspace allows are followed; any other ``retURL`` costs the
+    visitor nothing (the lead is kept and thanked on leadflow's own page) and the reason is
+    recorded for the operator, who may add the host to ``allowed_return_hosts``."""
     if not value:
-        return None
+        return None, None
     parts = split_url(value)
     host = host_of(value)
-    if parts is None:
-        raise InvalidInput("retURL is not a URL", [Problem("retURL", "not a URL")])
-    allowed_hosts = {h.lower().removeprefix("www.") for h in allowed}
-    if parts.scheme not in ("http", "https") or host not in allowed_hosts:
-        raise InvalidInput(
-            "retURL is not allowed",
-            [
-                Problem(
-                    "retURL",
-                    f"{host or value!r} is not an allowed return host; add it to capture.web_to_lead.allowed_return_hosts",
-                )
-            ],
-        )
-    return value
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        return None, "retURL is not an http(s) URL"
+    if host not in {h.lower().removeprefix("www.") for h in allowed}:
+        return None, f"host {host[:100]} not in allowed_return_hosts"
+    return value, None
+
+
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+def url_utm(url: str | None) -> dict[str, str]:
+    """The UTM tags in a URL's query (the first of each, at most 100 characters)."""
+    parts = split_url(url) if url else None
+    if parts is None or not parts.query:
+        return {}
+    tags: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query):
+        if name in UTM_FIELDS and value.strip() and name not in tags:
+            tags[name] = value.strip()[:100]
+    return tags
+
+
+def carried_utm(form: Mapping[str, str], action: Mapping[str, str], referrer: str | None) -> dict[str, str]:
+    """UTM tags the form itself lacks: each from the form's action URL (``/w2l?utm_source=...``)
+    when the form has none of that name; from the page the visitor came from (the ``Referer``'s
+    query) only when neither the form nor the action URL has any, so one touch's tags are never
+    mixed with another's."""
+    own = {n for n in UTM_FIELDS if form.get(n, "").strip()}
+    tagged = {n: v.strip()[:100] for n, v in action.items() if n in UTM_FIELDS and v.strip()}
+    if not own and not tagged:
+        tagged = url_utm(referrer)
+    return {n: v for n, v in tagged.items() if n not in own}
