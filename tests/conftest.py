@@ -179,17 +179,23 @@ class Inbox:
         return "250 OK"
 
 
-@pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
-    inbox = Inbox()
+def serve_smtp(handler: Any, monkeypatch: pytest.MonkeyPatch) -> Controller:
+    """A real SMTP server on a free local port with ``handler``, and leadflow pointed at it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     monkeypatch.setenv("LEADFLOW_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("LEADFLOW_SMTP_PORT", str(port))
     monkeypatch.setenv("LEADFLOW_SMTP_TLS", "none")
     monkeypatch.setenv("LEADFLOW_SMTP_FROM", "leads@northwind.example")
+    return controller
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    inbox = Inbox()
+    controller = serve_smtp(inbox, monkeypatch)
     yield inbox
     controller.stop()

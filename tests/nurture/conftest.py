@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +12,8 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.conftest import Inbox
+from tests.conftest import Inbox, serve_smtp
 
 
 @dataclass(frozen=True)
@@ -67,15 +65,7 @@ class Sink(Inbox):
 @pytest.fixture
 def sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
     inbox = Sink()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("LEADFLOW_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("LEADFLOW_SMTP_PORT", str(port))
-    monkeypatch.setenv("LEADFLOW_SMTP_TLS", "none")
-    monkeypatch.setenv("LEADFLOW_SMTP_FROM", "leads@northwind.example")
+    controller = serve_smtp(inbox, monkeypatch)
     yield inbox
     inbox.release.set()
     controller.stop()

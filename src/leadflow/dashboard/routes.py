@@ -22,6 +22,7 @@ from leadflow.capture.spam import RateLimiter
 from leadflow.config.workspace import RateLimit
 from leadflow.dashboard import queries, sessions
 from leadflow.dashboard.users import Locked, User, authenticate, end_sessions, get_user, record_sign_in
+from leadflow.db.app_secrets import cached_app_secret
 from leadflow.errors import LeadflowError, NotFound
 from leadflow.web.templates import templates
 from leadflow.workspace import Workspace
@@ -59,7 +60,7 @@ def _sign_in_limiter(request: Request) -> RateLimiter:
 
 
 def _key(ws: Workspace) -> bytes:
-    cached: bytes | None = ws.caches.get("dashboard.key")
+    cached = cached_app_secret(ws, sessions.SESSION_KEY_NAME)
     if cached is not None:
         return cached
     with ws.transaction() as conn:

@@ -10,39 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from datetime import datetime
 
-from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 
 from leadflow.dashboard.users import User
-from leadflow.db.tables import app_secrets
+from leadflow.db.app_secrets import app_secret
 from leadflow.workspace import Workspace
 
 COOKIE = "lf_session"
 MAX_AGE_S = 12 * 3600
 LOGIN_TOKEN_MAX_AGE_S = 3600
-_NAME = "dashboard_session"
+SESSION_KEY_NAME = _NAME = "dashboard_session"
 
 
 def session_key(ws: Workspace, conn: Connection) -> bytes:
     """The signing key, made on first use (the caller's transaction must be able to write)."""
-    cached: bytes | None = ws.caches.get("dashboard.key")
-    if cached is not None:
-        return cached
-    value = conn.execute(select(app_secrets.c.value).where(app_secrets.c.name == _NAME)).scalar_one_or_none()
-    if value is None:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(
-            dialect_insert(app_secrets)
-            .values(name=_NAME, value=secrets.token_urlsafe(32), created_at=ws.clock.now())
-            .on_conflict_do_nothing()
-        )
-        value = conn.execute(select(app_secrets.c.value).where(app_secrets.c.name == _NAME)).scalar_one()
-    key = value.encode()
-    ws.caches["dashboard.key"] = key
+    key = app_secret(ws, conn, _NAME, create=True)
+    if key is None:  # create=True always makes one
+        raise RuntimeError("no dashboard session key")
     return key
 
 

@@ -16,6 +16,7 @@ scikit-learn; scoring needs only numpy (and LightGBM for trees), so a prediction
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,13 +95,13 @@ def fit_trees(
     return Trees.load(text), best
 
 
-class _Additive:
-    """A margin that is ``base`` plus one term per feature."""
+class _Additive(ABC):
+    """A margin that is ``base`` plus one term per feature (``_terms``: rows × features)."""
 
     base: float
 
-    def _terms(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def _terms(self, X: np.ndarray) -> np.ndarray: ...
 
     def margins(self, X: np.ndarray) -> np.ndarray:
         return self.base + self._terms(X).sum(axis=1)

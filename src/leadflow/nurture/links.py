@@ -10,15 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 
-from leadflow.db.tables import app_secrets
+from leadflow.db.app_secrets import app_secret
 from leadflow.errors import NotFound
 
 if TYPE_CHECKING:
@@ -29,22 +26,9 @@ _NAME = "link_signing"
 
 def signing_key(ws: Workspace, conn: Connection, *, create: bool = False) -> bytes:
     """The key links are signed with; made (in the caller's write transaction) on first use."""
-    cached: bytes | None = ws.caches.get("nurture.key")
-    if cached is not None:
-        return cached
-    value = conn.execute(select(app_secrets.c.value).where(app_secrets.c.name == _NAME)).scalar_one_or_none()
-    if value is None:
-        if not create:
-            raise NotFound("this link is not valid")
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(
-            dialect_insert(app_secrets)
-            .values(name=_NAME, value=secrets.token_urlsafe(32), created_at=ws.clock.now())
-            .on_conflict_do_nothing()
-        )
-        value = conn.execute(select(app_secrets.c.value).where(app_secrets.c.name == _NAME)).scalar_one()
-    key = value.encode()
-    ws.caches["nurture.key"] = key
+    key = app_secret(ws, conn, _NAME, create=create)
+    if key is None:
+        raise NotFound("this link is not valid")
     return key
 
 

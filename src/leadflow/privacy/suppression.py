@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,15 +20,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from leadflow.capture.normalize import Capture, e164
+from leadflow.db.app_secrets import app_secret
 from leadflow.db.fastpath import Prepared
-from leadflow.db.tables import app_secrets, erasure_suppressions
+from leadflow.db.tables import erasure_suppressions
 from leadflow.errors import Conflict, Problem
 
 if TYPE_CHECKING:
     from leadflow.workspace import Workspace
 
 _SALT = "erasure_salt"
-_CACHE = "privacy.erasure_salt"
 _FOUND = Prepared(
     select(erasure_suppressions.c.kind, erasure_suppressions.c.digest).where(
         erasure_suppressions.c.digest.in_(bindparam("digests", expanding=True))
@@ -40,23 +39,7 @@ CONSENT_CHANNELS = ("email", "phone", "sms")
 
 def _salt(ws: Workspace, conn: Connection, *, create: bool) -> bytes | None:
     """The workspace's salt (made, in the caller's write transaction, by the first erasure)."""
-    cached: bytes | None = ws.caches.get(_CACHE)
-    if cached is not None:
-        return cached
-    value = conn.execute(select(app_secrets.c.value).where(app_secrets.c.name == _SALT)).scalar_one_or_none()
-    if value is None:
-        if not create:
-            return None
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(
-            dialect_insert(app_secrets)
-            .values(name=_SALT, value=secrets.token_urlsafe(32), created_at=ws.clock.now())
-            .on_conflict_do_nothing()
-        )
-        value = conn.execute(select(app_secrets.c.value).where(app_secrets.c.name == _SALT)).scalar_one()
-    salt = value.encode()
-    ws.caches[_CACHE] = salt
-    return salt
+    return app_secret(ws, conn, _SALT, create=create)
 
 
 def digest(salt: bytes, kind: str, value: str) -> str:
